@@ -347,9 +347,15 @@ static void gather_contiguous(const Tensor& src, void* dst) {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
-  NT_CHECK(device().is_cpu(), "contiguous() of a strided {} tensor: use the device copy kernels", device().str());
   Tensor t = empty(shape_, dtype_, device());
-  gather_contiguous(*this, t.raw_data());
+  if (device().is_cpu()) {
+    gather_contiguous(*this, t.raw_data());
+  } else {
+    NT_CHECK(dtype_ != DType::F4_E2M1, "strided packed 4-bit tensor {}", str());
+    backend(device().type)
+        .strided_copy(t.raw_data(), storage_->data(), shape_, strides_, offset_,
+                      static_cast<size_t>(dtype_bits(dtype_) / 8), device().index);
+  }
   return t;
 }
 
@@ -361,10 +367,13 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
-  NT_CHECK(device().is_cpu(), "dtype conversion of {} tensors is done by device kernels", device().str());
   Tensor src = contiguous();
-  Tensor t = empty(shape_, dtype);
-  convert(src.raw_data(), dtype_, t.raw_data(), dtype, static_cast<size_t>(numel()));
+  Tensor t = empty(shape_, dtype, device());
+  if (device().is_cpu())
+    convert(src.raw_data(), dtype_, t.raw_data(), dtype, static_cast<size_t>(numel()));
+  else
+    backend(device().type).convert(src.raw_data(), dtype_, t.raw_data(), dtype, static_cast<size_t>(numel()),
+                                   device().index);
   return t;
 }
 
@@ -403,9 +412,8 @@ void Tensor::copy_(const Tensor& src) {
     return;
   }
   NT_CHECK(dtype_ == src.dtype_, "copy_ across devices needs equal dtypes ({} into {})", src.str(), str());
-  NT_CHECK(is_contiguous(), "copy_ across devices into a strided tensor {}", str());
-  Tensor s = src.device().is_cpu() ? src.contiguous() : src;
-  NT_CHECK(s.is_contiguous(), "copy_ across devices from a strided device tensor {}", src.str());
+  NT_CHECK(is_contiguous(), "copy_ into a strided {} tensor {}", device().str(), str());
+  Tensor s = src.contiguous();
   DeviceType accel = device().is_cpu() ? src.device().type : device().type;
   backend(accel).copy(raw_data(), device(), s.raw_data(), s.device(), nbytes());
 }

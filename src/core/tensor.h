@@ -39,6 +39,12 @@ struct DeviceBackend {
   // Copies nbytes between any two of (host, device); both pointers are contiguous.
   std::function<void(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes)> copy;
   std::function<void(void* ptr, int device, size_t nbytes)> zero;
+  // Gathers a strided device tensor into contiguous device memory of the same dtype.
+  std::function<void(void* dst, const void* src_base, const std::vector<int64_t>& shape,
+                     const std::vector<int64_t>& strides, int64_t offset, size_t elem_size, int device)>
+      strided_copy;
+  // Converts n contiguous elements between F32 and BF16 on the device.
+  std::function<void(const void* src, DType from, void* dst, DType to, size_t n, int device)> convert;
 };
 void register_device_backend(DeviceType type, DeviceBackend backend);
 bool device_backend_available(DeviceType type);
@@ -122,7 +128,7 @@ class Tensor {
   // ---- copies ----
   Tensor contiguous() const;  // self when already contiguous
   Tensor clone() const;       // always a fresh contiguous copy
-  Tensor to(DType dtype) const;   // exact conversion (core/dtype_convert.h), CPU only
+  Tensor to(DType dtype) const;   // exact conversion (core/dtype_convert.h); F32 ⇄ BF16 on devices
   Tensor to(Device device) const; // self when already there
   // Copies src into this tensor (same shape; dtypes may differ on the CPU; devices may differ when
   // dtypes match).

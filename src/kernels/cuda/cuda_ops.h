@@ -1,0 +1,23 @@
+// CUDA implementations of the op API (see kernels/ops.h). Inputs are F32 or BF16 device tensors;
+// arithmetic is fp32; results keep the dtype of the first input (so bf16 activations stay bf16).
+#pragma once
+#include "kernels/cpu/cpu_ops.h"
+
+namespace nemotron::cuda {
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b);
+Tensor binary(cpu::Binary op, const Tensor& a, const Tensor& b);
+Tensor scale_shift(const Tensor& a, float scale, float shift);
+Tensor unary(ops::Unary op, const Tensor& a);
+Tensor reduce(cpu::Reduce op, const Tensor& a, int64_t dim, bool keepdim);
+Tensor argmax(const Tensor& a, int64_t dim);
+Tensor softmax(const Tensor& a, int64_t dim, bool log);
+Tensor cumsum(const Tensor& a, int64_t dim);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+ops::TopK topk(const Tensor& a, int64_t k);
+Tensor index_select(const Tensor& a, const Tensor& index);
+Tensor gather(const Tensor& a, const Tensor& index);
+void index_add_(Tensor& dst, const Tensor& index, const Tensor& src);
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
+
+}  // namespace nemotron::cuda

@@ -1,0 +1,337 @@
+// Elementwise, reduction, normalisation and indexing kernels. Plain and readable: one thread per
+// output element or one block per row, fp32 arithmetic whatever the storage type.
+#include <cuda_bf16.h>
+
+#include <cfloat>
+
+#include "kernels/cuda/launch.h"
+
+namespace nemotron::cuda::launch {
+
+namespace {
+
+__device__ __forceinline__ float load(const void* p, int64_t i, Elem t) {
+  return t == Elem::F32 ? static_cast<const float*>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+__device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
+  if (t == Elem::F32)
+    static_cast<float*>(p)[i] = v;
+  else
+    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+}
+
+int blocks_for(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  return static_cast<int>(b < 65535 * 16 ? (b > 0 ? b : 1) : 65535 * 16);
+}
+
+__global__ void binary_kernel(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out,
+                              Dims d, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int k = d.nd - 1; k >= 0; --k) {
+      int64_t idx = rem % d.size[k];
+      rem /= d.size[k];
+      oa += idx * sa.s[k];
+      ob += idx * sb.s[k];
+    }
+    float x = load(a, oa, t), y = load(b, ob, t), r = 0.0f;
+    switch (op) {
+      case 0: r = x + y; break;
+      case 1: r = x - y; break;
+      case 2: r = x * y; break;
+      default: r = x / y; break;
+    }
+    store(out, i, t, r);
+  }
+}
+
+__global__ void scale_shift_kernel(Elem t, const void* a, void* out, int64_t n, float scale, float shift) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store(out, i, t, load(a, i, t) * scale + shift);
+}
+
+// Matches the numbering of ops::Unary.
+__device__ float unary_op(int op, float x) {
+  switch (op) {
+    case 0: return -x;
+    case 1: return expf(x);
+    case 2: return logf(x);
+    case 3: return sqrtf(x);
+    case 4: return rsqrtf(x);
+    case 5: return x * x;
+    case 6: return x > 0.0f ? x : 0.0f;
+    case 7: return x > 0.0f ? x * x : 0.0f;
+    case 8: return x / (1.0f + expf(-x));
+    case 9: return 1.0f / (1.0f + expf(-x));
+    case 10: return x > 20.0f ? x : log1pf(expf(x));
+    default: return tanhf(x);
+  }
+}
+
+__global__ void unary_kernel(int op, Elem t, const void* a, void* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store(out, i, t, unary_op(op, load(a, i, t)));
+}
+
+// One thread per (outer, inner) pair walks the reduced dimension: simple, and coalesced when
+// inner > 1. Row reductions over the last dimension use the block kernels below instead.
+__global__ void reduce_kernel(int op, Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner) {
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= outer * inner) return;
+  int64_t o = i / inner, j = i % inner;
+  float acc = op == 2 ? -FLT_MAX : 0.0f;
+  bool any_nan = false;
+  for (int64_t k = 0; k < n; ++k) {
+    float v = load(a, (o * n + k) * inner + j, t);
+    any_nan |= v != v;
+    acc = op == 2 ? fmaxf(acc, v) : acc + v;
+  }
+  if (op == 1) acc /= static_cast<float>(n);
+  if (op == 2 && any_nan) acc = __int_as_float(0x7fc00000);
+  store(out, i, t, acc);
+}
+
+__global__ void argmax_kernel(Elem t, const void* a, int64_t* out, int64_t outer, int64_t n, int64_t inner) {
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= outer * inner) return;
+  int64_t o = i / inner, j = i % inner, best = 0;
+  float bv = load(a, o * n * inner + j, t);
+  for (int64_t k = 1; k < n; ++k) {
+    float v = load(a, (o * n + k) * inner + j, t);
+    if (v > bv) {
+      bv = v;
+      best = k;
+    }
+  }
+  out[i] = best;
+}
+
+__global__ void cumsum_kernel(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner) {
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= outer * inner) return;
+  int64_t o = i / inner, j = i % inner;
+  float acc = 0.0f;
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t at = (o * n + k) * inner + j;
+    acc += load(a, at, t);
+    store(out, at, t, acc);
+  }
+}
+
+// Block-wide reductions for the row kernels (blockDim.x a multiple of 32, at most 1024).
+__device__ float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) total += shared[w];
+  return total;
+}
+__device__ float block_max(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float m = -FLT_MAX;
+  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, shared[w]);
+  return m;
+}
+
+// Softmax along a dimension with stride `inner`: one block per (outer, inner) line.
+__global__ void softmax_kernel(Elem t, const void* a, void* out, int64_t n, int64_t inner, bool log) {
+  __shared__ float shared[32];
+  int64_t line = blockIdx.x, o = line / inner, j = line % inner;
+  int64_t base = o * n * inner + j;
+  float m = -FLT_MAX;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) m = fmaxf(m, load(a, base + k * inner, t));
+  m = block_max(m, shared);
+  float z = 0.0f;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) z += expf(load(a, base + k * inner, t) - m);
+  z = block_sum(z, shared);
+  float logz = logf(z);
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    float v = load(a, base + k * inner, t) - m;
+    store(out, base + k * inner, t, log ? v - logz : expf(v) / z);
+  }
+}
+
+__global__ void rms_norm_kernel(Elem t, const void* x, const void* w, Elem wt, void* out, int64_t h, float eps) {
+  __shared__ float shared[32];
+  int64_t base = blockIdx.x * h;
+  float ss = 0.0f;
+  for (int64_t k = threadIdx.x; k < h; k += blockDim.x) {
+    float v = load(x, base + k, t);
+    ss += v * v;
+  }
+  ss = block_sum(ss, shared);
+  float inv = rsqrtf(ss / static_cast<float>(h) + eps);
+  for (int64_t k = threadIdx.x; k < h; k += blockDim.x) store(out, base + k, t, load(w, k, wt) * (load(x, base + k, t) * inv));
+}
+
+// One thread per row: k passes of selection. Fine for router top-k (n = experts, k small).
+__global__ void topk_kernel(Elem t, const void* a, float* values, int64_t* indices, int64_t rows, int64_t n,
+                            int64_t k) {
+  int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (r >= rows) return;
+  int64_t prev = -1;
+  float prev_v = FLT_MAX;
+  for (int64_t j = 0; j < k; ++j) {
+    int64_t best = -1;
+    float bv = -FLT_MAX;
+    for (int64_t i = 0; i < n; ++i) {
+      float v = load(a, r * n + i, t);
+      // Strictly after (prev_v, prev) in the order (value desc, index asc).
+      bool after = v < prev_v || (v == prev_v && i > prev);
+      if (after && (best < 0 || v > bv)) {
+        best = i;
+        bv = v;
+      }
+    }
+    values[r * k + j] = bv;
+    indices[r * k + j] = best;
+    prev = best;
+    prev_v = bv;
+  }
+}
+
+__device__ __forceinline__ int64_t load_index(const void* index, bool is64, int64_t i) {
+  return is64 ? static_cast<const int64_t*>(index)[i] : static_cast<const int32_t*>(index)[i];
+}
+
+__global__ void index_select_kernel(Elem t, const void* a, const void* index, bool is64, void* out, int64_t count,
+                                    int64_t rows, int64_t row_len, int* error_flag) {
+  int64_t total = count * row_len;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / row_len, c = i % row_len;
+    int64_t src = load_index(index, is64, r);
+    if (src < 0 || src >= rows) {
+      *error_flag = 1;
+      continue;
+    }
+    store(out, i, t, load(a, src * row_len + c, t));
+  }
+}
+
+__global__ void gather_last_kernel(Elem t, const void* a, const void* index, bool is64, void* out, int64_t rows,
+                                   int64_t n, int64_t k, int* error_flag) {
+  int64_t total = rows * k;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / k, src = load_index(index, is64, i);
+    if (src < 0 || src >= n) {
+      *error_flag = 1;
+      continue;
+    }
+    store(out, i, t, load(a, r * n + src, t));
+  }
+}
+
+__global__ void index_add_kernel(float* dst, const void* index, bool is64, const void* src, Elem st, int64_t count,
+                                 int64_t rows, int64_t row_len, int* error_flag) {
+  int64_t total = count * row_len;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i / row_len, c = i % row_len;
+    int64_t to = load_index(index, is64, r);
+    if (to < 0 || to >= rows) {
+      *error_flag = 1;
+      continue;
+    }
+    atomicAdd(dst + to * row_len + c, load(src, i, st));
+  }
+}
+
+__global__ void convert_kernel(Elem from, const void* a, Elem to, void* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store(out, i, to, load(a, i, from));
+}
+
+}  // namespace
+
+cudaError_t binary(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out, Dims d,
+                   cudaStream_t s) {
+  int64_t n = 1;
+  for (int k = 0; k < d.nd; ++k) n *= d.size[k];
+  if (n > 0) binary_kernel<<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, sa, b, sb, out, d, n);
+  return cudaGetLastError();
+}
+
+cudaError_t scale_shift(Elem t, const void* a, void* out, int64_t n, float scale, float shift, cudaStream_t s) {
+  if (n > 0) scale_shift_kernel<<<blocks_for(n, 256), 256, 0, s>>>(t, a, out, n, scale, shift);
+  return cudaGetLastError();
+}
+
+cudaError_t unary(int op, Elem t, const void* a, void* out, int64_t n, cudaStream_t s) {
+  if (n > 0) unary_kernel<<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t reduce(int op, Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
+  int64_t lines = outer * inner;
+  if (lines > 0) reduce_kernel<<<static_cast<unsigned>((lines + 255) / 256), 256, 0, s>>>(op, t, a, out, outer, n, inner);
+  return cudaGetLastError();
+}
+
+cudaError_t argmax(Elem t, const void* a, int64_t* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
+  int64_t lines = outer * inner;
+  if (lines > 0) argmax_kernel<<<static_cast<unsigned>((lines + 255) / 256), 256, 0, s>>>(t, a, out, outer, n, inner);
+  return cudaGetLastError();
+}
+
+cudaError_t softmax(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, bool log,
+                    cudaStream_t s) {
+  int64_t lines = outer * inner;
+  if (lines > 0) softmax_kernel<<<static_cast<unsigned>(lines), 256, 0, s>>>(t, a, out, n, inner, log);
+  return cudaGetLastError();
+}
+
+cudaError_t cumsum(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
+  int64_t lines = outer * inner;
+  if (lines > 0) cumsum_kernel<<<static_cast<unsigned>((lines + 255) / 256), 256, 0, s>>>(t, a, out, outer, n, inner);
+  return cudaGetLastError();
+}
+
+cudaError_t rms_norm(Elem t, const void* x, const void* w, Elem wt, void* out, int64_t rows, int64_t h, float eps,
+                     cudaStream_t s) {
+  if (rows > 0) rms_norm_kernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(t, x, w, wt, out, h, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t topk(Elem t, const void* a, float* values, int64_t* indices, int64_t rows, int64_t n, int64_t k,
+                 cudaStream_t s) {
+  if (rows > 0 && k > 0)
+    topk_kernel<<<static_cast<unsigned>((rows + 127) / 128), 128, 0, s>>>(t, a, values, indices, rows, n, k);
+  return cudaGetLastError();
+}
+
+cudaError_t index_select(Elem t, const void* a, const void* index, bool is64, void* out, int64_t count, int64_t rows,
+                         int64_t row_len, int* error_flag, cudaStream_t s) {
+  if (count * row_len > 0)
+    index_select_kernel<<<blocks_for(count * row_len, 256), 256, 0, s>>>(t, a, index, is64, out, count, rows, row_len,
+                                                                          error_flag);
+  return cudaGetLastError();
+}
+
+cudaError_t gather_last(Elem t, const void* a, const void* index, bool is64, void* out, int64_t rows, int64_t n,
+                        int64_t k, int* error_flag, cudaStream_t s) {
+  if (rows * k > 0)
+    gather_last_kernel<<<blocks_for(rows * k, 256), 256, 0, s>>>(t, a, index, is64, out, rows, n, k, error_flag);
+  return cudaGetLastError();
+}
+
+cudaError_t index_add(float* dst, const void* index, bool is64, const void* src, Elem st, int64_t count, int64_t rows,
+                      int64_t row_len, int* error_flag, cudaStream_t s) {
+  if (count * row_len > 0)
+    index_add_kernel<<<blocks_for(count * row_len, 256), 256, 0, s>>>(dst, index, is64, src, st, count, rows, row_len,
+                                                                       error_flag);
+  return cudaGetLastError();
+}
+
+cudaError_t convert(Elem from, const void* a, Elem to, void* out, int64_t n, cudaStream_t s) {
+  if (n > 0) convert_kernel<<<blocks_for(n, 256), 256, 0, s>>>(from, a, to, out, n);
+  return cudaGetLastError();
+}
+
+}  // namespace nemotron::cuda::launch

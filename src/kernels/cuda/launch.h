@@ -1,0 +1,55 @@
+// Raw-pointer kernel launchers implemented in the .cu files. They know nothing about tensors (plain
+// C++17, no project headers, so nvcc never sees host-only code); cuda_ops.cpp checks shapes and
+// dtypes and calls them. Every launcher returns cudaGetLastError() after its launch.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace nemotron::cuda::launch {
+
+enum class Elem { F32, BF16 };
+constexpr int kMaxDims = 8;
+
+// Broadcast layout of one operand: element strides per output dimension (0 where broadcast).
+struct Strides {
+  int64_t s[kMaxDims];
+};
+struct Dims {
+  int nd;
+  int64_t size[kMaxDims];
+};
+
+// op: 0 add, 1 sub, 2 mul, 3 div. out is contiguous with `out_dims`.
+cudaError_t binary(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out, Dims out_dims,
+                   cudaStream_t s);
+// out = a * scale + shift (contiguous).
+cudaError_t scale_shift(Elem t, const void* a, void* out, int64_t n, float scale, float shift, cudaStream_t s);
+// op: the numeric value of ops::Unary.
+cudaError_t unary(int op, Elem t, const void* a, void* out, int64_t n, cudaStream_t s);
+// op: 0 sum, 1 mean, 2 max; input viewed as [outer, n, inner], output [outer, inner].
+cudaError_t reduce(int op, Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s);
+cudaError_t argmax(Elem t, const void* a, int64_t* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s);
+cudaError_t softmax(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, bool log,
+                    cudaStream_t s);
+cudaError_t cumsum(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s);
+cudaError_t rms_norm(Elem t, const void* x, const void* w, Elem wt, void* out, int64_t rows, int64_t h, float eps,
+                     cudaStream_t s);
+// Per row of n values: the k largest, descending, lower index first on ties (k <= 64).
+cudaError_t topk(Elem t, const void* a, float* values, int64_t* indices, int64_t rows, int64_t n, int64_t k,
+                 cudaStream_t s);
+// out[i, :] = a[index[i], :]; index is I64 or I32 (index_is_64). Bad indices set *error_flag.
+cudaError_t index_select(Elem t, const void* a, const void* index, bool index_is_64, void* out, int64_t count,
+                         int64_t rows, int64_t row_len, int* error_flag, cudaStream_t s);
+cudaError_t gather_last(Elem t, const void* a, const void* index, bool index_is_64, void* out, int64_t rows,
+                        int64_t n, int64_t k, int* error_flag, cudaStream_t s);
+// dst (F32) [index[i], :] += src[i, :] with atomics.
+cudaError_t index_add(float* dst, const void* index, bool index_is_64, const void* src, Elem src_t, int64_t count,
+                      int64_t rows, int64_t row_len, int* error_flag, cudaStream_t s);
+// Contiguous gather of a strided tensor (any element size 1, 2, 4 or 8 bytes).
+cudaError_t strided_copy(void* dst, const void* src_base, Dims dims, Strides strides, int64_t offset, int elem_size,
+                         cudaStream_t s);
+// Dtype conversion between F32 and BF16 (round to nearest even).
+cudaError_t convert(Elem from, const void* a, Elem to, void* out, int64_t n, cudaStream_t s);
+
+}  // namespace nemotron::cuda::launch
