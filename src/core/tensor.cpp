@@ -396,7 +396,7 @@ void Tensor::copy_(const Tensor& src) {
         gather_contiguous(src, raw_data());
       return;
     }
-    Tensor converted = src.to(dtype_);  // contiguous, our dtype
+    Tensor converted = src.to(dtype_).contiguous();
     if (is_contiguous()) {
       std::memcpy(raw_data(), converted.raw_data(), nbytes());
       return;
