@@ -9,6 +9,7 @@ packages=(
   libgtest-dev        # unit tests
   libyaml-dev         # --config-file YAML (linked statically)
   libpcre2-dev        # tokenizer regexes with lookahead and \p{..} (linked statically)
+  libutf8proc-dev     # tokenizer Unicode normalization NFC/NFKC (linked statically)
   libopenmpi-dev openmpi-bin  # multi-process runs on CPUs
 )
 
