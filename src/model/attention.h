@@ -1,0 +1,27 @@
+// The attention mixer `*` (spec/model.md §3.7): grouped-query causal self-attention without
+// positional encoding, scale 1/sqrt(head_dim), no biases.
+#pragma once
+#include "model/layer.h"
+
+namespace nemotron {
+
+// Causal attention. q [B, T, nq·hd], k and v [B, T, nkv·hd] (heads contiguous); query head i reads
+// KV head i / (nq / nkv). Returns [B, T, nq·hd]. Softmax in fp32 over keys at positions <= the query's.
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads, int64_t num_kv_heads,
+                        int64_t head_dim, float scale);
+
+// Parameters under `prefix`: q_proj.weight, k_proj.weight, v_proj.weight, o_proj.weight. Tensor
+// parallelism splits heads by KV group (each rank holds nkv/tp KV heads and their query heads);
+// o_proj is row-parallel.
+class Attention : public Mixer {
+ public:
+  Attention(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix);
+  LayerKind kind() const override { return LayerKind::Attention; }
+  Tensor forward(const Tensor& x) const override;
+  std::vector<Param*> params() override { return {&q_proj, &k_proj, &v_proj, &o_proj}; }
+
+  int64_t num_heads, num_kv_heads, head_dim;  // held by this rank
+  Param q_proj, k_proj, v_proj, o_proj;
+};
+
+}  // namespace nemotron

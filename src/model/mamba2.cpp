@@ -1,0 +1,293 @@
+#include "model/mamba2.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace nemotron {
+namespace mamba {
+
+namespace {
+
+Tensor f32(const Tensor& t) { return t.to(DType::F32).contiguous(); }
+
+float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+// softplus as mamba_ssm and torch compute it: linear above 20.
+float softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
+
+void check_ssd_inputs(const SsdInputs& in) {
+  NT_CHECK(in.x.dim() == 4, "ssd: x must be [batch, seq, heads, head_dim], got {}", in.x.str());
+  int64_t batch = in.x.size(0), seq = in.x.size(1), nh = in.x.size(2), p = in.x.size(3);
+  NT_CHECK(in.dt.shape() == Shape({batch, seq, nh}), "ssd: dt must be {}, got {}", shape_str({batch, seq, nh}),
+           in.dt.str());
+  NT_CHECK(in.A.shape() == Shape({nh}), "ssd: A must be [{}], got {}", nh, in.A.str());
+  NT_CHECK(in.B.dim() == 4 && in.B.size(0) == batch && in.B.size(1) == seq, "ssd: B must be [{}, {}, groups, state], got {}",
+           batch, seq, in.B.str());
+  NT_CHECK(in.C.shape() == in.B.shape(), "ssd: C must have B's shape {}, got {}", in.B.str(), in.C.str());
+  NT_CHECK(nh % in.B.size(2) == 0, "ssd: {} heads are not divisible by {} groups", nh, in.B.size(2));
+  NT_CHECK(!in.D.defined() || in.D.shape() == Shape({nh}), "ssd: D must be [{}], got {}", nh, in.D.str());
+  Shape state = {batch, nh, p, in.B.size(3)};
+  NT_CHECK(!in.initial_state.defined() || in.initial_state.shape() == state, "ssd: initial_state must be {}, got {}",
+           shape_str(state), in.initial_state.str());
+}
+
+// Raw views of the SSD inputs for one (batch, head) pair.
+struct HeadView {
+  const float *x, *dt, *B, *C;
+  int64_t x_step, dt_step, bc_step;  // elements between consecutive tokens
+  float A, D;
+  const float* x_at(int64_t t) const { return x + t * x_step; }
+  float dt_at(int64_t t) const { return dt[t * dt_step]; }
+  const float* B_at(int64_t t) const { return B + t * bc_step; }
+  const float* C_at(int64_t t) const { return C + t * bc_step; }
+};
+
+// Runs `scan(view, state, y)` for every (batch, head) pair in parallel. state [P*N] holds the initial
+// state on entry and the final state on return; y points at the head's first output row.
+template <typename Scan>
+SsdOutputs run_per_head(const SsdInputs& in, Scan scan) {
+  check_ssd_inputs(in);
+  Tensor x = f32(in.x), dt = f32(in.dt), A = f32(in.A), B = f32(in.B), C = f32(in.C);
+  Tensor D = in.D.defined() ? f32(in.D) : Tensor();
+  int64_t batch = x.size(0), seq = x.size(1), nh = x.size(2), p = x.size(3), groups = B.size(2), n = B.size(3);
+  int64_t heads_per_group = nh / groups;
+  Tensor y = Tensor::zeros({batch, seq, nh, p}, DType::F32);
+  Tensor state = in.initial_state.defined() ? f32(in.initial_state).clone() : Tensor::zeros({batch, nh, p, n}, DType::F32);
+  const float *px = x.data<float>(), *pdt = dt.data<float>(), *pa = A.data<float>(), *pb = B.data<float>(),
+              *pc = C.data<float>();
+  const float* pd = D.defined() ? D.data<float>() : nullptr;
+  float *py = y.data<float>(), *ps = state.data<float>();
+  parallel_for(batch * nh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      int64_t b = bh / nh, h = bh % nh, g = h / heads_per_group;
+      HeadView v{px + (b * seq * nh + h) * p,
+                 pdt + b * seq * nh + h,
+                 pb + (b * seq * groups + g) * n,
+                 pc + (b * seq * groups + g) * n,
+                 nh * p,
+                 nh,
+                 groups * n,
+                 pa[h],
+                 pd ? pd[h] : 0.0f};
+      scan(v, ps + bh * p * n, py + (b * seq * nh + h) * p, seq, p, n, nh * p);
+    }
+  });
+  return {y, state};
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+Tensor causal_conv1d_silu(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
+  NT_CHECK(x_in.dim() == 3, "causal_conv1d: x must be [batch, seq, channels], got {}", x_in.str());
+  int64_t batch = x_in.size(0), seq = x_in.size(1), ch = x_in.size(2);
+  Tensor w = f32(weight_in.dim() == 3 ? weight_in.reshape({weight_in.size(0), weight_in.size(2)}) : weight_in);
+  NT_CHECK(w.dim() == 2 && w.size(0) == ch, "causal_conv1d: weight must be [{}, 1, K], got {}", ch, weight_in.str());
+  NT_CHECK(!bias_in.defined() || bias_in.shape() == Shape({ch}), "causal_conv1d: bias must be [{}], got {}", ch,
+           bias_in.str());
+  int64_t k = w.size(1);
+  Tensor x = f32(x_in), bias = bias_in.defined() ? f32(bias_in) : Tensor();
+  Tensor out = Tensor::empty({batch, seq, ch}, DType::F32);
+  const float *px = x.data<float>(), *pw = w.data<float>(), *pbias = bias.defined() ? bias.data<float>() : nullptr;
+  float* po = out.data<float>();
+  parallel_for(batch * seq, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t bt = begin; bt < end; ++bt) {
+      int64_t b = bt / seq, t = bt % seq;
+      for (int64_t c = 0; c < ch; ++c) {
+        float acc = pbias ? pbias[c] : 0.0f;
+        for (int64_t j = 0; j < k; ++j) {
+          int64_t src = t - (k - 1) + j;  // tap j sees token t-(K-1)+j; earlier than 0 is zero padding
+          if (src >= 0) acc += pw[c * k + j] * px[(b * seq + src) * ch + c];
+        }
+        po[bt * ch + c] = silu(acc);
+      }
+    }
+  });
+  return out;
+}
+
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi) {
+  NT_CHECK(dt_raw.dim() == 3 && dt_bias.shape() == Shape({dt_raw.size(2)}),
+           "discretize_dt: dt [batch, seq, heads] {} and dt_bias [heads] {} do not match", dt_raw.str(), dt_bias.str());
+  Tensor dt = f32(dt_raw).clone(), bias = f32(dt_bias);
+  int64_t nh = dt.size(2);
+  float* p = dt.data<float>();
+  const float* pb = bias.data<float>();
+  for (int64_t i = 0; i < dt.numel(); ++i) {
+    double v = softplus(p[i] + pb[i % nh]);
+    p[i] = static_cast<float>(std::min(std::max(v, lo), hi));
+  }
+  return dt;
+}
+
+SsdOutputs ssd_sequential(const SsdInputs& in) {
+  return run_per_head(in, [](const HeadView& v, float* state, float* y, int64_t seq, int64_t p, int64_t n,
+                             int64_t y_step) {
+    for (int64_t t = 0; t < seq; ++t) {
+      float dt = v.dt_at(t), decay = std::exp(dt * v.A);
+      const float *x = v.x_at(t), *B = v.B_at(t), *C = v.C_at(t);
+      float* yt = y + t * y_step;
+      for (int64_t i = 0; i < p; ++i) {
+        float* s = state + i * n;
+        for (int64_t j = 0; j < n; ++j) s[j] = decay * s[j] + dt * x[i] * B[j];
+        yt[i] = dot(s, C, n) + v.D * x[i];
+      }
+    }
+  });
+}
+
+SsdOutputs ssd_chunked(const SsdInputs& in, int64_t chunk_size) {
+  NT_CHECK(chunk_size >= 1, "ssd: chunk_size must be at least 1, got {}", chunk_size);
+  return run_per_head(in, [chunk_size](const HeadView& v, float* state, float* y, int64_t seq, int64_t p, int64_t n,
+                                       int64_t y_step) {
+    std::vector<float> cum(chunk_size);
+    // Positions past the end of the sequence contribute nothing (dt·A = 0, x·dt = 0), so the last
+    // chunk is simply shorter instead of padded.
+    for (int64_t t0 = 0; t0 < seq; t0 += chunk_size) {
+      int64_t len = std::min(chunk_size, seq - t0);
+      float running = 0.0f;
+      for (int64_t l = 0; l < len; ++l) cum[l] = running += v.dt_at(t0 + l) * v.A;  // inclusive cumsum
+      for (int64_t l = 0; l < len; ++l) {
+        int64_t t = t0 + l;
+        const float* C = v.C_at(t);
+        float* yt = y + t * y_step;
+        // Intra-chunk: sum_{s<=l} (C_l·B_s) exp(cum_l - cum_s) dt_s x_s.
+        for (int64_t s = 0; s <= l; ++s) {
+          float w = dot(C, v.B_at(t0 + s), n) * std::exp(cum[l] - cum[s]) * v.dt_at(t0 + s);
+          const float* xs = v.x_at(t0 + s);
+          for (int64_t i = 0; i < p; ++i) yt[i] += w * xs[i];
+        }
+        // The state entering the chunk, decayed to position l.
+        float decay_in = std::exp(cum[l]);
+        const float* xt = v.x_at(t);
+        for (int64_t i = 0; i < p; ++i) yt[i] += decay_in * dot(state + i * n, C, n) + v.D * xt[i];
+      }
+      // The state leaving the chunk.
+      float decay_all = std::exp(cum[len - 1]);
+      for (int64_t i = 0; i < p * n; ++i) state[i] *= decay_all;
+      for (int64_t s = 0; s < len; ++s) {
+        float w = std::exp(cum[len - 1] - cum[s]) * v.dt_at(t0 + s);
+        const float *xs = v.x_at(t0 + s), *B = v.B_at(t0 + s);
+        for (int64_t i = 0; i < p; ++i)
+          for (int64_t j = 0; j < n; ++j) state[i * n + j] += w * xs[i] * B[j];
+      }
+    }
+  });
+}
+
+Tensor gated_rms_norm(const Tensor& y_in, const Tensor& z_in, const Tensor& weight_in, int64_t group_size, float eps) {
+  NT_CHECK(y_in.shape() == z_in.shape(), "gated_rms_norm: y {} and gate z {} differ in shape", y_in.str(), z_in.str());
+  int64_t d = y_in.size(-1);
+  NT_CHECK(weight_in.shape() == Shape({d}), "gated_rms_norm: weight must be [{}], got {}", d, weight_in.str());
+  NT_CHECK(group_size >= 1 && d % group_size == 0, "gated_rms_norm: width {} is not a multiple of the group size {}",
+           d, group_size);
+  Tensor y = f32(y_in), z = f32(z_in), w = f32(weight_in);
+  Tensor out = Tensor::empty(y.shape(), DType::F32);
+  const float *py = y.data<float>(), *pz = z.data<float>(), *pw = w.data<float>();
+  float* po = out.data<float>();
+  int64_t rows = y.numel() / d;
+  parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> g(group_size);
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t g0 = 0; g0 < d; g0 += group_size) {
+        int64_t base = r * d + g0;
+        float sq = 0.0f;
+        for (int64_t i = 0; i < group_size; ++i) {
+          g[i] = py[base + i] * silu(pz[base + i]);
+          sq += g[i] * g[i];
+        }
+        float inv = 1.0f / std::sqrt(sq / static_cast<float>(group_size) + eps);
+        for (int64_t i = 0; i < group_size; ++i) po[base + i] = pw[g0 + i] * (g[i] * inv);
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace mamba
+
+Mamba2Mixer::Mamba2Mixer(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix,
+                         const ModelOptions& options) {
+  const int64_t nh = cfg.mamba_num_heads, G = cfg.n_groups, N = cfg.ssm_state_size, P = cfg.mamba_head_dim;
+  const int64_t inner = cfg.mamba_d_inner(), gn = G * N, K = cfg.conv_kernel, H = cfg.hidden_size;
+  // Whole groups per rank, so that B/C and the gated norm's groups stay local.
+  Range groups = ps.tp_shard(G, "Mamba n_groups (config 'n_groups') across tensor-parallel ranks");
+  Range heads = ps.tp_shard(nh, "Mamba heads (config 'mamba_num_heads') across tensor-parallel ranks");
+  num_heads = heads.length;
+  head_dim = P;
+  n_groups = groups.length;
+  state_size = N;
+  d_inner = num_heads * P;
+  conv_dim = d_inner + 2 * n_groups * N;
+  conv_kernel = K;
+  chunk_size = cfg.chunk_size;
+  dt_min = options.dt_floor_at_time_step_min ? cfg.time_step_min : cfg.time_step_limit_min;
+  dt_max = cfg.time_step_limit_max;
+  sequential_ssd = options.sequential_ssd;
+  eps = cfg.layer_norm_epsilon;
+  adds_out_bias = ps.tp_rank == 0;
+
+  const std::string what = "Mamba channels across tensor-parallel ranks";
+  // in_proj rows are [z | x | B | C | dt]; each rank keeps its share of every component.
+  std::vector<Range> in_rows = shard_blocks({inner, inner, gn, gn, nh}, ps.tp_size, ps.tp_rank, what);
+  std::vector<Range> conv_channels = shard_blocks({inner, gn, gn}, ps.tp_size, ps.tp_rank, what);
+  const int64_t in_rows_full = cfg.mamba_in_proj_rows(), conv_full = cfg.mamba_conv_dim();
+  Range inner_cols = ps.tp_shard(inner, what);
+
+  in_proj_weight = Param::sharded(prefix + "in_proj.weight", {in_rows_full, H}, 0, in_rows);
+  conv1d_weight = Param::sharded(prefix + "conv1d.weight", {conv_full, 1, K}, 0, conv_channels);
+  dt_bias = Param::sharded(prefix + "dt_bias", {nh}, 0, {heads});
+  A_log = Param::sharded(prefix + "A_log", {nh}, 0, {heads});
+  D = Param::sharded(prefix + "D", {nh}, 0, {heads});
+  norm_weight = Param::sharded(prefix + "norm.weight", {inner}, 0, {inner_cols});
+  out_proj_weight = Param::sharded(prefix + "out_proj.weight", {H, inner}, 1, {inner_cols});
+  if (cfg.use_conv_bias) conv1d_bias = Param::sharded(prefix + "conv1d.bias", {conv_full}, 0, conv_channels);
+  if (cfg.use_bias) {
+    in_proj_bias = Param::sharded(prefix + "in_proj.bias", {in_rows_full}, 0, in_rows);
+    out_proj_bias = Param::whole(prefix + "out_proj.bias", {H});
+  }
+}
+
+std::vector<Param*> Mamba2Mixer::params() {
+  std::vector<Param*> p = {&in_proj_weight};
+  if (in_proj_bias) p.push_back(&*in_proj_bias);
+  p.push_back(&conv1d_weight);
+  if (conv1d_bias) p.push_back(&*conv1d_bias);
+  for (Param* q : {&dt_bias, &A_log, &D, &norm_weight, &out_proj_weight}) p.push_back(q);
+  if (out_proj_bias) p.push_back(&*out_proj_bias);
+  return p;
+}
+
+Tensor Mamba2Mixer::forward(const Tensor& x) const {
+  NT_CHECK(x.dim() == 3, "Mamba2Mixer: input must be [batch, seq, hidden], got {}", x.str());
+  const int64_t batch = x.size(0), seq = x.size(1), gn = n_groups * state_size;
+
+  Tensor zxbcdt = ops::linear(x, in_proj_weight.value, in_proj_bias ? in_proj_bias->value : Tensor());
+  Tensor z = zxbcdt.narrow(-1, 0, d_inner).contiguous();
+  Tensor xBC = zxbcdt.narrow(-1, d_inner, conv_dim).contiguous();
+  Tensor dt_raw = zxbcdt.narrow(-1, d_inner + conv_dim, num_heads).contiguous();
+
+  xBC = mamba::causal_conv1d_silu(xBC, conv1d_weight.value, conv1d_bias ? conv1d_bias->value : Tensor());
+
+  mamba::SsdInputs in;
+  in.x = xBC.narrow(-1, 0, d_inner).contiguous().view({batch, seq, num_heads, head_dim});
+  in.B = xBC.narrow(-1, d_inner, gn).contiguous().view({batch, seq, n_groups, state_size});
+  in.C = xBC.narrow(-1, d_inner + gn, gn).contiguous().view({batch, seq, n_groups, state_size});
+  in.dt = mamba::discretize_dt(dt_raw, dt_bias.value, dt_min, dt_max);
+  in.A = ops::scale(ops::exp(A_log.value), -1.0f);
+  in.D = D.value;
+  Tensor y = (sequential_ssd ? mamba::ssd_sequential(in) : mamba::ssd_chunked(in, chunk_size)).y;
+
+  y = mamba::gated_rms_norm(y.view({batch, seq, d_inner}), z, norm_weight.value, d_inner / n_groups, eps);
+  return ops::linear(y, out_proj_weight.value, out_proj_bias && adds_out_bias ? out_proj_bias->value : Tensor());
+}
+
+}  // namespace nemotron

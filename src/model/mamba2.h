@@ -1,0 +1,70 @@
+// The Mamba-2 mixer (spec/model.md §3.4–3.5) and its pieces as free functions, so that tests and
+// the CUDA kernels can check each of them on its own.
+#pragma once
+#include <optional>
+
+#include "model/layer.h"
+
+namespace nemotron {
+namespace mamba {
+
+// Depthwise causal convolution over time followed by SiLU:
+//   out[b,t,c] = silu(bias[c] + sum_k weight[c,k] * x[b, t-(K-1)+k, c]),  x[b, <0, c] = 0.
+// x [B, T, C]; weight [C, 1, K] or [C, K]; bias [C] or undefined.
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// dt = clamp(softplus(dt_raw + dt_bias), lo, hi); dt_raw [B, T, nh], dt_bias [nh].
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi);
+
+// Inputs of the SSD scan, all F32. Head h reads B and C of group h / (nh / G).
+struct SsdInputs {
+  Tensor x;              // [B, T, nh, P]
+  Tensor dt;             // [B, T, nh], already discretized (softplus, clamp)
+  Tensor A;              // [nh], negative: -exp(A_log)
+  Tensor B;              // [B, T, G, N]
+  Tensor C;              // [B, T, G, N]
+  Tensor D;              // [nh] skip weight, or undefined for none
+  Tensor initial_state;  // [B, nh, P, N], or undefined for zeros
+};
+struct SsdOutputs {
+  Tensor y;            // [B, T, nh, P]
+  Tensor final_state;  // [B, nh, P, N]
+};
+
+// The recurrence token by token — the definition, used as the reference:
+//   S = exp(dt·A)·S + dt·outer(x, B);  y = S·C + D·x.
+SsdOutputs ssd_sequential(const SsdInputs& in);
+// The same result computed chunk by chunk (intra-chunk quadratic form plus the state passed between
+// chunks), as mamba_ssm's mamba_chunk_scan_combined and the fixed transformers torch path do.
+SsdOutputs ssd_chunked(const SsdInputs& in, int64_t chunk_size);
+
+// Gated RMSNorm with norm_before_gate = False: g = y·silu(z), normalised over groups of
+// `group_size` channels of the last dimension, times weight. y, z [..., D]; weight [D].
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
+
+}  // namespace mamba
+
+// Parameters (HF names under `prefix`, e.g. "backbone.layers.0.mixer."): in_proj.weight, conv1d.weight,
+// conv1d.bias, dt_bias, A_log, D, norm.weight, out_proj.weight (+ in_proj.bias / out_proj.bias when
+// use_bias). Tensor parallelism splits heads and groups: each rank holds its share of every component
+// of in_proj [z, x, B, C, dt] and of the conv channels [x, B, C]; out_proj is row-parallel.
+class Mamba2Mixer : public Mixer {
+ public:
+  Mamba2Mixer(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix,
+              const ModelOptions& options);
+  LayerKind kind() const override { return LayerKind::Mamba; }
+  Tensor forward(const Tensor& x) const override;
+  std::vector<Param*> params() override;
+
+  // Sizes held by this rank.
+  int64_t num_heads, head_dim, n_groups, state_size, d_inner, conv_dim, conv_kernel, chunk_size;
+  double dt_min, dt_max;  // clamp of softplus(dt)
+  bool sequential_ssd;
+  float eps;
+  bool adds_out_bias;  // the row-parallel bias is added by one rank only
+
+  Param in_proj_weight, conv1d_weight, dt_bias, A_log, D, norm_weight, out_proj_weight;
+  std::optional<Param> in_proj_bias, conv1d_bias, out_proj_bias;
+};
+
+}  // namespace nemotron
