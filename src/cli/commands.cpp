@@ -6,10 +6,14 @@
 namespace nemotron::cli {
 
 Command info_command();
+Command tokenize_command();
+Command preprocess_command();
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
       info_command(),
+      tokenize_command(),
+      preprocess_command(),
   };
   return commands;
 }
