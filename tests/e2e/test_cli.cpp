@@ -1,24 +1,9 @@
 // Drives the `nemotron` binary the way a user does.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <string>
+#include "cli_runner.h"
 
-struct RunResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-static RunResult run(const std::string& args) {
-  std::string cmd = std::string(NEMOTRON_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+static RunResult run(const std::string& args) { return run_nemotron(args); }
 
 TEST(Cli, HelpListsCommands) {
   RunResult r = run("--help");
