@@ -306,12 +306,14 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, std::string_view sour
   impl->decoder = make_decoder(root.at("decoder"));
   add_processor(root.at("post_processor"), impl->post);
 
-  int64_t id_limit = static_cast<int64_t>(0);
-  for (const auto& [token, id] : impl->model->vocab()) id_limit = std::max<int64_t>(id_limit, int64_t{id} + 1);
+  // Added tokens get their ids the way HF assigns them when it loads the file (the "id" fields are
+  // only checked there, with a warning): a token already in the model's vocab keeps that id, a new
+  // one gets the next id after the vocab and the previously added tokens.
+  const auto model_size = static_cast<int32_t>(impl->model->vocab().size());
+  std::optional<int32_t> max_added;
   if (const json::Value* added = root.find("added_tokens")) {
     for (const json::Value& a : added->items()) {
       AddedToken t;
-      t.id = static_cast<int32_t>(a.at("id").as_int());
       t.content = a.at("content").as_string();
       auto flag = [&](const char* key, bool fallback) {
         const json::Value* v = a.find(key);
@@ -322,13 +324,24 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, std::string_view sour
       t.rstrip = flag("rstrip", false);
       t.special = flag("special", false);
       t.normalized = flag("normalized", !t.special);
-      NT_CHECK(!t.content.empty(), "{}: added token {} has empty content", source, t.id);
-      id_limit = std::max<int64_t>(id_limit, int64_t{t.id} + 1);
+      if (t.content.empty() || impl->added_by_content.count(t.content)) continue;  // HF ignores these
+      if (auto id = impl->model->token_to_id(t.content))
+        t.id = *id;
+      else if (!max_added)
+        t.id = model_size;
+      else
+        t.id = (*max_added >= model_size || model_size == 0) ? *max_added + 1 : model_size;
+      max_added = std::max(max_added.value_or(t.id), t.id);
+      if (auto old = impl->added_by_id.find(t.id); old != impl->added_by_id.end())
+        impl->added_by_content.erase(impl->added[old->second].content);
       impl->added_by_id[t.id] = impl->added.size();
       impl->added_by_content[t.content] = t.id;
       impl->added.push_back(std::move(t));
     }
   }
+  int64_t id_limit = 0;
+  for (const auto& [token, id] : impl->model->vocab()) id_limit = std::max<int64_t>(id_limit, int64_t{id} + 1);
+  for (const AddedToken& t : impl->added) id_limit = std::max<int64_t>(id_limit, int64_t{t.id} + 1);
   for (size_t k = 0; k < impl->added.size(); ++k) {
     const AddedToken& t = impl->added[k];
     const auto index = static_cast<int32_t>(k);
