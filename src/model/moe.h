@@ -37,7 +37,9 @@ class MoE : public Mixer {
  public:
   MoE(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix);
   LayerKind kind() const override { return LayerKind::MoE; }
-  // routed(x) + shared(x).
+  // routed(x) + shared(x). With several ranks the two parts are partial sums over different rank
+  // groups (routed: expert-parallel × expert-tensor-parallel; shared: tensor-parallel), so a sharded
+  // run reduces them separately; the plain sum is the output when all sizes are 1.
   Tensor forward(const Tensor& x) const override;
   std::vector<Param*> params() override;
 

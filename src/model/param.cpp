@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include "kernels/ops.h"
 
 namespace nemotron {
 
@@ -37,10 +36,18 @@ Shape Param::local_shape() const {
 }
 
 Tensor Param::select_shard(const Tensor& full) const {
-  if (!is_sharded()) return full.to(DType::F32).contiguous();
-  std::vector<Tensor> parts;
-  for (const Range& r : ranges) parts.push_back(full.narrow(shard_dim, r.begin, r.length).to(DType::F32));
-  return parts.size() == 1 ? parts[0].contiguous() : ops::cat(parts, shard_dim);
+  // Always a fresh F32 copy: the source may be a read-only memory map of a checkpoint file.
+  Tensor out = Tensor::empty(local_shape(), DType::F32);
+  if (!is_sharded()) {
+    out.copy_(full);
+    return out;
+  }
+  int64_t at = 0;
+  for (const Range& r : ranges) {
+    out.narrow(shard_dim, at, r.length).copy_(full.narrow(shard_dim, r.begin, r.length));
+    at += r.length;
+  }
+  return out;
 }
 
 void Param::load(const Tensor& full) {

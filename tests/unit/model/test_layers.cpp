@@ -162,7 +162,7 @@ TEST(Sharding, MambaInProjHoldsEachComponentsShare) {
   ps.tp_size = 2;
   ps.tp_rank = 1;
   Mamba2Mixer m(cfg, ps, "layer.mixer.", {});
-  m.in_proj_weight.load(Tensor::from_vector(v, {rows, H}));
+  m.in_proj_weight.load(Tensor::from_vector(v, {rows, H}).to(DType::BF16));  // as checkpoints store it
   // d_inner 16, G·N 8, heads 4: [z 0-15 | x 16-31 | B 32-39 | C 40-47 | dt 48-51]; rank 1 holds the
   // upper half of each.
   std::vector<float> expected_rows;
