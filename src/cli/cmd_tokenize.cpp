@@ -5,6 +5,8 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "io/json.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace nemotron::cli {
@@ -49,7 +51,26 @@ int run_tokenize(const Args& args) {
     return 0;
   }
   std::string text;
-  if (auto t = args.get("text")) {
+  bool add_special_tokens = !args.flag("no-special-tokens");
+  if (auto chat = args.get("chat")) {
+    NT_CHECK(!args.has("text") && !args.has("text-file"), "give either --chat or --text/--text-file, not both");
+    // A list of messages, or {"messages": [...], "tools": [...]}.
+    const json::Value conversation = json::parse_file(*chat);
+    const json::Value* messages = conversation.is_object() ? conversation.find("messages") : &conversation;
+    NT_CHECK(messages, "--chat {}: expected a list of messages or an object with \"messages\"", *chat);
+    const json::Value* tools = conversation.is_object() ? conversation.find("tools") : nullptr;
+    tokenizer::ChatOptions o;
+    o.add_generation_prompt = args.flag("add-generation-prompt");
+    o.enable_thinking = !args.flag("no-thinking");
+    o.truncate_history_thinking = !args.flag("keep-history-thinking");
+    text = tokenizer::apply_chat_template(tok, *messages, tools ? *tools : json::Value(), o);
+    add_special_tokens = false;  // the template writes every special token itself (as transformers does)
+    if (args.flag("print-text")) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fputc('\n', stdout);
+      return 0;
+    }
+  } else if (auto t = args.get("text")) {
     NT_CHECK(!args.has("text-file"), "give either --text or --text-file, not both");
     text = *t;
   } else if (auto f = args.get("text-file")) {
@@ -59,9 +80,9 @@ int run_tokenize(const Args& args) {
     ss << in.rdbuf();
     text = ss.str();
   } else {
-    fail("nothing to do: give --text TEXT, --text-file FILE or --decode IDS");
+    fail("nothing to do: give --text TEXT, --text-file FILE, --chat FILE or --decode IDS");
   }
-  const std::vector<int32_t> ids = tok.encode(text, !args.flag("no-special-tokens"));
+  const std::vector<int32_t> ids = tok.encode(text, add_special_tokens);
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + std::to_string(ids[i]);
   out += "]\n";
@@ -75,14 +96,22 @@ Command tokenize_command() {
   return {"tokenize",
           "token ids of a text, or the text of token ids, with a HF tokenizer.json",
           "Usage: nemotron tokenize --tokenizer DIR (--text TEXT | --text-file FILE) [--no-special-tokens]\n"
+          "       nemotron tokenize --tokenizer DIR --chat CONVERSATION.json [--add-generation-prompt]\n"
+          "                         [--no-thinking] [--keep-history-thinking] [--print-text]\n"
           "       nemotron tokenize --tokenizer DIR --decode 1,2,3 [--skip-special-tokens]\n\n"
           "Encoding prints the ids as a JSON list; decoding prints the text. DIR holds tokenizer.json (and\n"
-          "tokenizer_config.json); the ids are those of HF `tokenizers` with the same file.",
+          "tokenizer_config.json); the ids are those of HF `tokenizers` with the same file. --chat renders a\n"
+          "conversation with the tokenizer's Nemotron 3 chat template (as transformers' apply_chat_template).",
           {
               {"tokenizer", "directory with tokenizer.json (or the file itself)", true, "", {"tokenizer-model"}},
               {"text", "text to encode"},
               {"text-file", "file whose whole contents are encoded as one text"},
               {"no-special-tokens", "do not add the post-processor's special tokens (e.g. BOS)", false},
+              {"chat", "JSON file: a list of messages, or {\"messages\": [...], \"tools\": [...]}"},
+              {"add-generation-prompt", "--chat: end with the assistant turn header", false},
+              {"no-thinking", "--chat: enable_thinking=False", false},
+              {"keep-history-thinking", "--chat: truncate_history_thinking=False", false},
+              {"print-text", "--chat: print the rendered text instead of ids", false},
               {"decode", "ids to decode: 1,2,3 or \"[1, 2, 3]\""},
               {"skip-special-tokens", "leave special tokens out of decoded text", false},
           },
