@@ -4,7 +4,9 @@
 // string ("M*E-") or a `layers_block_type` list (new names linear_attention/full_attention/moe/mlp
 // or old ones mamba/attention), the MTP pattern likewise, the legacy `mamba_*` aliases, and absent
 // optional keys with the transformers 5.17 defaults. The parsed document is kept verbatim in `raw`
-// so that export writes unknown keys back unchanged.
+// so that export writes unknown keys back unchanged. As in transformers, `attention_bias`,
+// `mamba_proj_bias`, `expand` and `n_shared_experts` do not change the model (attention never has
+// biases, d_inner is heads x head_dim, there is always exactly one shared expert).
 #pragma once
 #include <cstdint>
 #include <limits>

@@ -34,45 +34,48 @@ void check_ssd_inputs(const SsdInputs& in) {
            shape_str(state), in.initial_state.str());
 }
 
-// Raw views of the SSD inputs for one (batch, head) pair.
-struct HeadView {
-  const float *x, *dt, *B, *C;
-  int64_t x_step, dt_step, bc_step;  // elements between consecutive tokens
-  float A, D;
-  const float* x_at(int64_t t) const { return x + t * x_step; }
-  float dt_at(int64_t t) const { return dt[t * dt_step]; }
+// Raw views of the SSD inputs of one batch row and one group of heads (the heads that share B and C).
+struct GroupView {
+  const float *x, *dt, *B, *C, *A, *D;  // x, dt, A, D at the group's first head; B, C at the group
+  int64_t x_step, dt_step, bc_step;     // elements between consecutive tokens
+  int64_t heads, p, n;                  // heads in the group, head dim, state size
+  const float* x_at(int64_t t, int64_t h) const { return x + t * x_step + h * p; }
+  float dt_at(int64_t t, int64_t h) const { return dt[t * dt_step + h]; }
   const float* B_at(int64_t t) const { return B + t * bc_step; }
   const float* C_at(int64_t t) const { return C + t * bc_step; }
 };
 
-// Runs `scan(view, state, y)` for every (batch, head) pair in parallel. state [P*N] holds the initial
-// state on entry and the final state on return; y points at the head's first output row.
+// Runs `scan(view, state, y, seq, y_step)` for every (batch row, group) in parallel. state
+// [heads, P, N] holds the group's initial state on entry and its final state on return; y points at
+// the output of the group's first head at token 0, consecutive tokens y_step apart.
 template <typename Scan>
-SsdOutputs run_per_head(const SsdInputs& in, Scan scan) {
+SsdOutputs run_per_group(const SsdInputs& in, Scan scan) {
   check_ssd_inputs(in);
   Tensor x = f32(in.x), dt = f32(in.dt), A = f32(in.A), B = f32(in.B), C = f32(in.C);
-  Tensor D = in.D.defined() ? f32(in.D) : Tensor();
+  Tensor D = in.D.defined() ? f32(in.D) : Tensor::zeros(A.shape(), DType::F32);
   int64_t batch = x.size(0), seq = x.size(1), nh = x.size(2), p = x.size(3), groups = B.size(2), n = B.size(3);
   int64_t heads_per_group = nh / groups;
   Tensor y = Tensor::zeros({batch, seq, nh, p}, DType::F32);
   Tensor state = in.initial_state.defined() ? f32(in.initial_state).clone() : Tensor::zeros({batch, nh, p, n}, DType::F32);
   const float *px = x.data<float>(), *pdt = dt.data<float>(), *pa = A.data<float>(), *pb = B.data<float>(),
-              *pc = C.data<float>();
-  const float* pd = D.defined() ? D.data<float>() : nullptr;
+              *pc = C.data<float>(), *pd = D.data<float>();
   float *py = y.data<float>(), *ps = state.data<float>();
-  parallel_for(batch * nh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bh = begin; bh < end; ++bh) {
-      int64_t b = bh / nh, h = bh % nh, g = h / heads_per_group;
-      HeadView v{px + (b * seq * nh + h) * p,
-                 pdt + b * seq * nh + h,
-                 pb + (b * seq * groups + g) * n,
-                 pc + (b * seq * groups + g) * n,
-                 nh * p,
-                 nh,
-                 groups * n,
-                 pa[h],
-                 pd ? pd[h] : 0.0f};
-      scan(v, ps + bh * p * n, py + (b * seq * nh + h) * p, seq, p, n, nh * p);
+  parallel_for(batch * groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bg = begin; bg < end; ++bg) {
+      int64_t b = bg / groups, g = bg % groups, h0 = g * heads_per_group;
+      GroupView v{px + (b * seq * nh + h0) * p,
+                  pdt + b * seq * nh + h0,
+                  pb + (b * seq * groups + g) * n,
+                  pc + (b * seq * groups + g) * n,
+                  pa + h0,
+                  pd + h0,
+                  nh * p,
+                  nh,
+                  groups * n,
+                  heads_per_group,
+                  p,
+                  n};
+      scan(v, ps + (b * nh + h0) * p * n, py + (b * seq * nh + h0) * p, seq, nh * p);
     }
   });
   return {y, state};
@@ -82,6 +85,11 @@ float dot(const float* a, const float* b, int64_t n) {
   float s = 0.0f;
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+// y += a * x over n contiguous elements (the inner loops below are written to vectorise).
+void axpy(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 }  // namespace
@@ -129,16 +137,18 @@ Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, dou
 }
 
 SsdOutputs ssd_sequential(const SsdInputs& in) {
-  return run_per_head(in, [](const HeadView& v, float* state, float* y, int64_t seq, int64_t p, int64_t n,
-                             int64_t y_step) {
-    for (int64_t t = 0; t < seq; ++t) {
-      float dt = v.dt_at(t), decay = std::exp(dt * v.A);
-      const float *x = v.x_at(t), *B = v.B_at(t), *C = v.C_at(t);
-      float* yt = y + t * y_step;
-      for (int64_t i = 0; i < p; ++i) {
-        float* s = state + i * n;
-        for (int64_t j = 0; j < n; ++j) s[j] = decay * s[j] + dt * x[i] * B[j];
-        yt[i] = dot(s, C, n) + v.D * x[i];
+  return run_per_group(in, [](const GroupView& v, float* state, float* y, int64_t seq, int64_t y_step) {
+    for (int64_t h = 0; h < v.heads; ++h) {
+      float* S = state + h * v.p * v.n;  // [P, N]
+      for (int64_t t = 0; t < seq; ++t) {
+        float dt = v.dt_at(t, h), decay = std::exp(dt * v.A[h]);
+        const float *x = v.x_at(t, h), *B = v.B_at(t), *C = v.C_at(t);
+        float* yt = y + t * y_step + h * v.p;
+        for (int64_t i = 0; i < v.p; ++i) {
+          float* s = S + i * v.n;
+          for (int64_t j = 0; j < v.n; ++j) s[j] = decay * s[j] + dt * x[i] * B[j];
+          yt[i] = dot(s, C, v.n) + v.D[h] * x[i];
+        }
       }
     }
   });
@@ -146,40 +156,50 @@ SsdOutputs ssd_sequential(const SsdInputs& in) {
 
 SsdOutputs ssd_chunked(const SsdInputs& in, int64_t chunk_size) {
   NT_CHECK(chunk_size >= 1, "ssd: chunk_size must be at least 1, got {}", chunk_size);
-  return run_per_head(in, [chunk_size](const HeadView& v, float* state, float* y, int64_t seq, int64_t p, int64_t n,
-                                       int64_t y_step) {
-    std::vector<float> cum(chunk_size);
+  return run_per_group(in, [chunk_size](const GroupView& v, float* state, float* y, int64_t seq, int64_t y_step) {
+    const int64_t Q = chunk_size, p = v.p, n = v.n;
+    std::vector<float> cum(Q), cb(Q * Q);
+    // The state kept transposed, [heads][N][P], so that every update runs along P.
+    std::vector<float> st(v.heads * n * p);
+    for (int64_t h = 0; h < v.heads; ++h)
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t j = 0; j < n; ++j) st[(h * n + j) * p + i] = state[(h * p + i) * n + j];
+
     // Positions past the end of the sequence contribute nothing (dt·A = 0, x·dt = 0), so the last
     // chunk is simply shorter instead of padded.
-    for (int64_t t0 = 0; t0 < seq; t0 += chunk_size) {
-      int64_t len = std::min(chunk_size, seq - t0);
-      float running = 0.0f;
-      for (int64_t l = 0; l < len; ++l) cum[l] = running += v.dt_at(t0 + l) * v.A;  // inclusive cumsum
-      for (int64_t l = 0; l < len; ++l) {
-        int64_t t = t0 + l;
-        const float* C = v.C_at(t);
-        float* yt = y + t * y_step;
-        // Intra-chunk: sum_{s<=l} (C_l·B_s) exp(cum_l - cum_s) dt_s x_s.
-        for (int64_t s = 0; s <= l; ++s) {
-          float w = dot(C, v.B_at(t0 + s), n) * std::exp(cum[l] - cum[s]) * v.dt_at(t0 + s);
-          const float* xs = v.x_at(t0 + s);
-          for (int64_t i = 0; i < p; ++i) yt[i] += w * xs[i];
+    for (int64_t t0 = 0; t0 < seq; t0 += Q) {
+      const int64_t len = std::min(Q, seq - t0);
+      // C_l·B_s, shared by the group's heads.
+      for (int64_t l = 0; l < len; ++l)
+        for (int64_t s = 0; s <= l; ++s) cb[l * Q + s] = dot(v.C_at(t0 + l), v.B_at(t0 + s), n);
+      for (int64_t h = 0; h < v.heads; ++h) {
+        float* S = st.data() + h * n * p;
+        float running = 0.0f;
+        for (int64_t l = 0; l < len; ++l) cum[l] = running += v.dt_at(t0 + l, h) * v.A[h];  // inclusive cumsum
+        for (int64_t l = 0; l < len; ++l) {
+          float* yt = y + (t0 + l) * y_step + h * p;
+          // Intra-chunk: sum_{s<=l} (C_l·B_s) exp(cum_l - cum_s) dt_s x_s.
+          for (int64_t s = 0; s <= l; ++s)
+            axpy(yt, cb[l * Q + s] * std::exp(cum[l] - cum[s]) * v.dt_at(t0 + s, h), v.x_at(t0 + s, h), p);
+          // The state entering the chunk, decayed to position l, read out by C_l; then the D skip.
+          const float decay_in = std::exp(cum[l]);
+          const float* C = v.C_at(t0 + l);
+          for (int64_t j = 0; j < n; ++j) axpy(yt, decay_in * C[j], S + j * p, p);
+          axpy(yt, v.D[h], v.x_at(t0 + l, h), p);
         }
-        // The state entering the chunk, decayed to position l.
-        float decay_in = std::exp(cum[l]);
-        const float* xt = v.x_at(t);
-        for (int64_t i = 0; i < p; ++i) yt[i] += decay_in * dot(state + i * n, C, n) + v.D * xt[i];
-      }
-      // The state leaving the chunk.
-      float decay_all = std::exp(cum[len - 1]);
-      for (int64_t i = 0; i < p * n; ++i) state[i] *= decay_all;
-      for (int64_t s = 0; s < len; ++s) {
-        float w = std::exp(cum[len - 1] - cum[s]) * v.dt_at(t0 + s);
-        const float *xs = v.x_at(t0 + s), *B = v.B_at(t0 + s);
-        for (int64_t i = 0; i < p; ++i)
-          for (int64_t j = 0; j < n; ++j) state[i * n + j] += w * xs[i] * B[j];
+        // The state leaving the chunk: S = exp(cum_last) S + sum_s exp(cum_last - cum_s) dt_s outer(x_s, B_s).
+        const float decay_all = std::exp(cum[len - 1]);
+        for (int64_t i = 0; i < n * p; ++i) S[i] *= decay_all;
+        for (int64_t s = 0; s < len; ++s) {
+          const float w = std::exp(cum[len - 1] - cum[s]) * v.dt_at(t0 + s, h);
+          const float *xs = v.x_at(t0 + s, h), *B = v.B_at(t0 + s);
+          for (int64_t j = 0; j < n; ++j) axpy(S + j * p, w * B[j], xs, p);
+        }
       }
     }
+    for (int64_t h = 0; h < v.heads; ++h)
+      for (int64_t i = 0; i < p; ++i)
+        for (int64_t j = 0; j < n; ++j) state[(h * p + i) * n + j] = st[(h * n + j) * p + i];
   });
 }
 
