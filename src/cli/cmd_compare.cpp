@@ -3,6 +3,7 @@
 // execution, prints the Bridge's metrics, and — unlike the Bridge — fails when they disagree.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "checkpoint/conversion.h"
 #include "cli/command.h"
@@ -12,6 +13,7 @@
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/hf_model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace nemotron::cli {
 
@@ -49,13 +51,17 @@ Agreement agree(const std::vector<float>& a, const std::vector<float>& b, int64_
   return r;
 }
 
-std::string top5(const std::vector<float>& row) {
+std::string top5(const std::vector<float>& row, const std::optional<tokenizer::Tokenizer>& tok) {
   std::vector<int64_t> idx(row.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
   std::partial_sort(idx.begin(), idx.begin() + std::min<size_t>(5, idx.size()), idx.end(),
                     [&](int64_t x, int64_t y) { return row[x] > row[y] || (row[x] == row[y] && x < y); });
   std::string s;
-  for (size_t i = 0; i < 5 && i < idx.size(); ++i) s += fmt::format("{}({:.4f}) ", idx[i], row[idx[i]]);
+  for (size_t i = 0; i < 5 && i < idx.size(); ++i) {
+    std::string text;
+    if (tok) text = fmt::format(" {:?}", tok->decode(std::vector<int32_t>{static_cast<int32_t>(idx[i])}));
+    s += fmt::format("{}{}({:.4f}) ", idx[i], text, row[idx[i]]);
+  }
   return s;
 }
 
@@ -79,8 +85,17 @@ int run_compare(const Args& args) {
     reference_logits = ref.tensor("logits").to(DType::F32).contiguous();
   }
   if (args.has("input-ids")) input_ids = parse_input_ids(args.require("input-ids"));
-  NT_CHECK(!args.has("prompt"), "--prompt needs the tokenizer, which this build does not have yet; pass --input-ids");
-  NT_CHECK(input_ids.defined(), "give the tokens to run: --input-ids 1,2,3 (or --reference FILE with input_ids)");
+  std::optional<tokenizer::Tokenizer> tok;
+  if (io::path_exists(io::join_path(hf_dir, "tokenizer.json"))) tok = tokenizer::Tokenizer::from_directory(hf_dir);
+  if (args.has("prompt")) {
+    NT_CHECK(!input_ids.defined(), "give either --prompt or --input-ids/--reference, not both");
+    NT_CHECK(tok.has_value(), "--prompt needs {}/tokenizer.json; pass --input-ids instead", hf_dir);
+    // As the Bridge script: the tokenizer's own special tokens, no chat template.
+    std::vector<int32_t> ids = tok->encode(args.require("prompt"));
+    NT_CHECK(!ids.empty(), "--prompt encodes to no tokens");
+    input_ids = Tensor::from_vector(std::vector<int64_t>(ids.begin(), ids.end()), {1, static_cast<int64_t>(ids.size())});
+  }
+  NT_CHECK(input_ids.defined(), "give the tokens to run: --prompt TEXT, --input-ids 1,2,3 or --reference FILE");
 
   HybridModel hf_model = load_hf_model(hf_dir);
   Tensor hf_logits = hf_model.forward(input_ids).logits;
@@ -105,7 +120,7 @@ int run_compare(const Args& args) {
     std::vector<float> h = last_position(hf_logits, b), n = last_position(native_logits, b);
     Agreement a = agree(n, h, V);
     std::printf("[sequence %lld, last position]\n", static_cast<long long>(b));
-    std::printf("  HF top-5:     %s\n  Native top-5: %s\n", top5(h).c_str(), top5(n).c_str());
+    std::printf("  HF top-5:     %s\n  Native top-5: %s\n", top5(h, tok).c_str(), top5(n, tok).c_str());
     std::printf("  Token match: %s\n  Logits diff - max: %.6g, mean: %.6g\n  Cosine similarity: %.8f %s\n",
                 a.argmax_match ? "True" : "False", a.max_abs, a.mean_abs, a.cosine, a.cosine >= min_cosine ? "OK" : "FAIL");
     ok = ok && a.argmax_match && a.cosine >= min_cosine;
