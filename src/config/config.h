@@ -837,6 +837,7 @@ struct Config {
   ProfilingConfig profiling;
   std::optional<PeftConfig> peft;
   std::optional<MixedPrecisionConfig> mixed_precision;
+  Dict env_vars;
 
   template <class V> void visit(V& v) {
     v("rng", rng, "Random seeds");
@@ -855,6 +856,7 @@ struct Config {
     v("profiling", profiling, "Profiling");
     v("peft", peft, "Parameter-efficient fine-tuning (null: full training)");
     v("mixed_precision", mixed_precision, "Precision recipe (null: FP32)");
+    v("env_vars", env_vars, "Environment variables set before the run (free-form: +env_vars.NAME=VALUE)");
   }
   bool operator==(const Config&) const = default;
 };

@@ -100,6 +100,10 @@ TEST(ApplyOverride, AddForceAddDelete) {
   expect_contains(apply_error(cfg, "+model.new_key=7"),
                   "cannot add key 'model.new_key': section 'model' has a fixed set of keys");
   expect_contains(apply_error(cfg, "+model.num_layer=7"), "did you mean 'model.num_layers'?");
+  // The free-form top-level section (Bridge HEAD's env_vars).
+  apply_overrides(cfg, {"+env_vars.NCCL_NVLS_ENABLE=0", "+env_vars.TORCH_NCCL_AVOID_RECORD_STREAMS=1"});
+  EXPECT_EQ(cfg.env_vars, (Dict{{"NCCL_NVLS_ENABLE", Value::integer(0)},
+                                {"TORCH_NCCL_AVOID_RECORD_STREAMS", Value::integer(1)}}));
   // Plain assignment to a missing dict key says how to add it.
   expect_contains(apply_error(cfg, "tokenizer.hf_tokenizer_kwargs.trust_remote_code=true"),
                   "use +tokenizer.hf_tokenizer_kwargs.trust_remote_code=VALUE");
