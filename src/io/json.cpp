@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -373,6 +374,7 @@ class Parser {
     ++pos_;
     Value v = Value::object();
     Value::Members& members = v.members();
+    std::unordered_map<std::string, size_t> index;
     skip_ws();
     if (pos_ < s_.size() && s_[pos_] == '}') {
       ++pos_;
@@ -386,15 +388,13 @@ class Parser {
       if (pos_ >= s_.size() || s_[pos_] != ':') error("expected ':' after object key");
       ++pos_;
       Value item = value(depth + 1);
-      // Later duplicates win, as in Python's json; keep the first position.
-      bool replaced = false;
-      for (auto& [k, old] : members)
-        if (k == key) {
-          old = std::move(item);
-          replaced = true;
-          break;
-        }
-      if (!replaced) members.emplace_back(std::move(key), std::move(item));
+      // Later duplicates win, as in Python's json; keep the first position. The index keeps this
+      // linear in the member count (an HF weight map has tens of thousands of keys).
+      auto [at, fresh] = index.emplace(key, members.size());
+      if (fresh)
+        members.emplace_back(std::move(key), std::move(item));
+      else
+        members[at->second].second = std::move(item);
       skip_ws();
       if (pos_ >= s_.size()) error("unterminated object, expected ',' or '}'");
       char c = s_[pos_++];
