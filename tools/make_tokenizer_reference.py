@@ -139,6 +139,9 @@ HARD_STRINGS = [
     "   ",
     "!!!???...,,,",
     "a-b_c.d/e\\f",
+    "½ half, ¾ and ΄tonos",  # NFKC expands the first char; its pieces all align with offset 0
+    "΄start",
+    " \u0384 x",
 ]
 
 # Raw bytes that are not valid UTF-8: HF's Python API only takes str, so the reference encodes
@@ -160,7 +163,8 @@ INVALID_UTF8 = [
 def random_strings(seed=99, n=60):
     rng = random.Random(seed)
     pool = ("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 \n\t\r.,;:!?'\"-_/\\()[]{}<>@#$%^&*+=|~`"
-            "éèüößñçøåæœ" "привет" "你好世界中文" "😀🚀👍🏽" "𝔘𝔫𝔦" "\u00a0\u2003\u3000\u0301")
+            "éèüößñçøåæœ" "привет" "你好世界中文" "😀🚀👍🏽" "𝔘𝔫𝔦" "\u00a0\u2003\u3000\u0301"
+            "½¾΄ﬁ①²İΣ\u0085\u180e\u200d\ufeff")
     out = []
     for _ in range(n):
         out.append("".join(rng.choice(pool) for _ in range(rng.randint(0, 80))))

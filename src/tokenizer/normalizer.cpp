@@ -1,5 +1,6 @@
 #include "tokenizer/normalizer.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -10,10 +11,29 @@ namespace nemotron::tokenizer {
 
 namespace {
 
+size_t count_chars(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// Byte length of the first `chars` chars of s.
+size_t prefix_bytes(std::string_view s, size_t chars) {
+  size_t i = 0;
+  for (size_t k = 0; k < chars && i < s.size(); ++k) i += utf8_length(static_cast<unsigned char>(s[i]));
+  return i;
+}
+
 class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(NormalForm form) : form_(form) {}
-  std::string normalize(std::string_view text, bool&) const override { return tokenizer::normalize(text, form_); }
+  // The chars from the original first char are what its own chars normalize to (a composition with
+  // a following mark keeps the composed char aligned with the first char).
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
+    if (origin_chars > 0)
+      origin_chars = count_chars(tokenizer::normalize(text.substr(0, prefix_bytes(text, origin_chars)), form_));
+    return tokenizer::normalize(text, form_);
+  }
 
  private:
   NormalForm form_;
@@ -21,13 +41,16 @@ class UnicodeNormalizer final : public Normalizer {
 
 class Lowercase final : public Normalizer {
  public:
-  std::string normalize(std::string_view text, bool&) const override { return lowercase(text); }
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
+    if (origin_chars > 0) origin_chars = count_chars(lowercase(text.substr(0, prefix_bytes(text, origin_chars))));
+    return lowercase(text);
+  }
 };
 
 class Strip final : public Normalizer {
  public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
-  std::string normalize(std::string_view text, bool& at_origin) const override {
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
     size_t begin = 0, end = text.size();
     if (left_) {
       while (begin < end) {
@@ -45,7 +68,8 @@ class Strip final : public Normalizer {
         end = start;
       }
     }
-    if (begin > 0) at_origin = false;
+    const size_t stripped = count_chars(text.substr(0, begin));
+    origin_chars = origin_chars > stripped ? std::min(origin_chars - stripped, count_chars(text.substr(begin, end - begin))) : 0;
     return std::string(text.substr(begin, end - begin));
   }
 
@@ -55,17 +79,18 @@ class Strip final : public Normalizer {
 
 class StripAccents final : public Normalizer {
  public:
-  std::string normalize(std::string_view text, bool& at_origin) const override {
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
     std::string out;
     out.reserve(text.size());
-    size_t i = 0;
+    size_t i = 0, index = 0, kept_origin = 0;
     while (i < text.size()) {
       const size_t start = i;
-      if (!is_combining_mark(next_code_point(text, i)))
-        out.append(text.substr(start, i - start));
-      else if (out.empty())
-        at_origin = false;
+      const bool keep = !is_combining_mark(next_code_point(text, i));
+      if (keep) out.append(text.substr(start, i - start));
+      if (keep && index < origin_chars) ++kept_origin;
+      ++index;
     }
+    origin_chars = kept_origin;
     return out;
   }
 };
@@ -73,14 +98,27 @@ class StripAccents final : public Normalizer {
 class Replace final : public Normalizer {
  public:
   Replace(Pattern pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  std::string normalize(std::string_view text, bool& at_origin) const override {
-    // A match at offset 0 replaced by nothing leaves the text starting at a later original offset.
-    if (content_.empty() && at_origin) {
-      std::vector<std::pair<size_t, size_t>> matches;
-      pattern_.find_all(text, matches);
-      if (!matches.empty() && matches[0].first == 0 && matches[0].second > 0) at_origin = false;
+  // A replacement is aligned with the span it replaces: it counts as coming from the original
+  // first char when that span overlaps the leading origin chars.
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
+    std::vector<std::pair<size_t, size_t>> matches;
+    pattern_.find_all(text, matches);
+    if (matches.empty()) return std::string(text);
+    const size_t origin_end = prefix_bytes(text, origin_chars);
+    const size_t content_chars = count_chars(content_);
+    std::string out;
+    size_t prev = 0, new_origin = 0;
+    for (auto [b, e] : matches) {
+      if (prev < origin_end) new_origin += count_chars(text.substr(prev, std::min(b, origin_end) - prev));
+      out.append(text.substr(prev, b - prev));
+      if (b < origin_end) new_origin += content_chars;
+      out.append(content_);
+      prev = e;
     }
-    return pattern_.replace_all(text, content_);
+    if (prev < origin_end) new_origin += count_chars(text.substr(prev, origin_end - prev));
+    out.append(text.substr(prev));
+    origin_chars = new_origin;
+    return out;
   }
 
  private:
@@ -91,8 +129,10 @@ class Replace final : public Normalizer {
 class Prepend final : public Normalizer {
  public:
   explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
-  std::string normalize(std::string_view text, bool&) const override {
+  // The prefix is aligned with the first char.
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
     if (text.empty()) return {};
+    if (origin_chars > 0) origin_chars += count_chars(prefix_);
     return prefix_ + std::string(text);
   }
 
@@ -103,9 +143,9 @@ class Prepend final : public Normalizer {
 class Sequence final : public Normalizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<Normalizer>> parts) : parts_(std::move(parts)) {}
-  std::string normalize(std::string_view text, bool& at_origin) const override {
+  std::string normalize(std::string_view text, size_t& origin_chars) const override {
     std::string s(text);
-    for (const auto& p : parts_) s = p->normalize(s, at_origin);
+    for (const auto& p : parts_) s = p->normalize(s, origin_chars);
     return s;
   }
 

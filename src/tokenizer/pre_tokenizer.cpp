@@ -62,7 +62,7 @@ void matches_to_segments(size_t length, const std::vector<std::pair<size_t, size
 }
 
 // HF NormalizedString::split: applies the delimiter behavior to the segments of one piece.
-void split_segments(std::string_view piece, bool at_start, std::vector<Segment>& segments, Behavior behavior,
+void split_segments(std::string_view piece, size_t origin, std::vector<Segment>& segments, Behavior behavior,
                     bool invert, Pieces& out) {
   if (invert)
     for (Segment& s : segments) s.is_match = !s.is_match;
@@ -112,7 +112,7 @@ void split_segments(std::string_view piece, bool at_start, std::vector<Segment>&
       break;
     }
   }
-  for (auto [b, e] : parts) out.add(piece.substr(b, e - b), at_start && b == 0);
+  for (auto [b, e] : parts) out.add(piece.substr(b, e - b), origin > b ? std::min(origin, e) - b : 0);
 }
 
 // Each char for which `pred` holds is one match (HF's Pattern for closures).
@@ -136,7 +136,7 @@ class Split final : public PreTokenizer {
       matches.clear();
       pattern_.find_all(in[i], matches);
       matches_to_segments(in[i].size(), matches, segments);
-      split_segments(in[i], in.at_start(i), segments, behavior_, invert_, out);
+      split_segments(in[i], in.origin(i), segments, behavior_, invert_, out);
     }
   }
 
@@ -157,7 +157,7 @@ class CharSplit final : public PreTokenizer {
       matches.clear();
       char_matches(in[i], pred_, matches);
       matches_to_segments(in[i].size(), matches, segments);
-      split_segments(in[i], in.at_start(i), segments, behavior_, false, out);
+      split_segments(in[i], in.origin(i), segments, behavior_, false, out);
     }
   }
 
@@ -182,9 +182,9 @@ class ByteLevel final : public PreTokenizer {
     if (add_prefix_space_) {
       for (size_t i = 0; i < in.size(); ++i) {
         if (in[i].starts_with(' ')) {
-          prefixed.add(in[i], in.at_start(i));
+          prefixed.add(in[i], in.origin(i));
         } else {
-          prefixed.begin_piece(in.at_start(i));
+          prefixed.begin_piece(in.origin(i) > 0 ? in.origin(i) + 1 : 0);  // the space aligns with the first char
           prefixed.buffer() += ' ';
           prefixed.buffer() += in[i];
           prefixed.end_piece();
@@ -196,8 +196,11 @@ class ByteLevel final : public PreTokenizer {
       regex_->pre_tokenize(*current, split);
       current = &split;
     }
+    const ByteTable& table = byte_table();
     for (size_t i = 0; i < current->size(); ++i) {
-      out.begin_piece(current->at_start(i));
+      size_t origin = 0;
+      for (char c : (*current)[i].substr(0, current->origin(i))) origin += table.to_utf8[static_cast<unsigned char>(c)].size();
+      out.begin_piece(origin);
       append_byte_level(out.buffer(), (*current)[i]);
       out.end_piece();
     }
@@ -216,11 +219,16 @@ class Metaspace final : public PreTokenizer {
   void pre_tokenize(const Pieces& in, Pieces& out) const override {
     Pieces replaced;
     for (size_t i = 0; i < in.size(); ++i) {
-      replaced.begin_piece(in.at_start(i));
-      std::string& buf = replaced.buffer();
       const std::string_view piece = in[i];
+      // The prepended replacement aligns with the first char; each replaced space with itself.
+      const size_t spaces_in_origin =
+          static_cast<size_t>(std::count(piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(in.origin(i)), ' '));
+      size_t origin = in.origin(i) + spaces_in_origin * (replacement_.size() - 1);
       const bool prepend = !piece.starts_with(replacement_) &&
-                           (scheme_ == Scheme::Always || (scheme_ == Scheme::First && in.at_start(i)));
+                           (scheme_ == Scheme::Always || (scheme_ == Scheme::First && in.origin(i) > 0));
+      if (prepend && origin > 0) origin += replacement_.size();
+      replaced.begin_piece(origin);
+      std::string& buf = replaced.buffer();
       if (prepend) buf += replacement_;
       for (char c : piece) {
         if (c == ' ')
@@ -231,7 +239,7 @@ class Metaspace final : public PreTokenizer {
       replaced.end_piece();
     }
     if (!split_) {
-      for (size_t i = 0; i < replaced.size(); ++i) out.add(replaced[i], replaced.at_start(i));
+      for (size_t i = 0; i < replaced.size(); ++i) out.add(replaced[i], replaced.origin(i));
       return;
     }
     const Pattern delimiter = Pattern::literal(replacement_);
@@ -241,7 +249,7 @@ class Metaspace final : public PreTokenizer {
       matches.clear();
       delimiter.find_all(replaced[i], matches);
       matches_to_segments(replaced[i].size(), matches, segments);
-      split_segments(replaced[i], replaced.at_start(i), segments, Behavior::MergedWithNext, false, out);
+      split_segments(replaced[i], replaced.origin(i), segments, Behavior::MergedWithNext, false, out);
     }
   }
 
@@ -256,7 +264,7 @@ class Sequence final : public PreTokenizer {
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
   void pre_tokenize(const Pieces& in, Pieces& out) const override {
     if (parts_.empty()) {
-      for (size_t i = 0; i < in.size(); ++i) out.add(in[i], in.at_start(i));
+      for (size_t i = 0; i < in.size(); ++i) out.add(in[i], in.origin(i));
       return;
     }
     Pieces a, b;

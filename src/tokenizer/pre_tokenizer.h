@@ -1,6 +1,7 @@
 // tokenizer.json "pre_tokenizer" section: splits normalized text into pieces ("words") that the
 // model tokenizes independently.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,17 +14,20 @@ namespace nemotron::tokenizer {
 // Pieces of text stored back to back in one buffer (few allocations on the hot path).
 class Pieces {
  public:
-  // at_start: the piece begins at offset 0 of the original input (Metaspace's "first" scheme).
-  void add(std::string_view piece, bool at_start) {
+  // origin: how many leading bytes of the piece derive from the original input's first char
+  // (HF's alignments; Metaspace's "first" scheme prepends only to pieces that start there).
+  void add(std::string_view piece, size_t origin) {
     if (piece.empty()) return;  // HF drops empty pieces after every split
-    spans_.push_back({text_.size(), text_.size() + piece.size(), at_start});
+    spans_.push_back({text_.size(), text_.size() + piece.size(), std::min(origin, piece.size())});
     text_.append(piece);
   }
   // Adds a piece whose text the caller appends to buffer() right after this call.
-  void begin_piece(bool at_start) { spans_.push_back({text_.size(), text_.size(), at_start}); }
+  void begin_piece(size_t origin) { spans_.push_back({text_.size(), text_.size(), origin}); }
   void end_piece() {
-    spans_.back().end = text_.size();
-    if (spans_.back().begin == spans_.back().end) spans_.pop_back();
+    Span& s = spans_.back();
+    s.end = text_.size();
+    s.origin = std::min(s.origin, s.end - s.begin);
+    if (s.begin == s.end) spans_.pop_back();
   }
   std::string& buffer() { return text_; }
 
@@ -31,7 +35,7 @@ class Pieces {
   std::string_view operator[](size_t i) const {
     return std::string_view(text_).substr(spans_[i].begin, spans_[i].end - spans_[i].begin);
   }
-  bool at_start(size_t i) const { return spans_[i].at_start; }
+  size_t origin(size_t i) const { return spans_[i].origin; }
   void clear() {
     text_.clear();
     spans_.clear();
@@ -39,8 +43,7 @@ class Pieces {
 
  private:
   struct Span {
-    size_t begin, end;
-    bool at_start;
+    size_t begin, end, origin;
   };
   std::string text_;
   std::vector<Span> spans_;

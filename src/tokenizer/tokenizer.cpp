@@ -191,22 +191,24 @@ struct Tokenizer::Impl {
   std::optional<std::string> eos_token, bos_token;
   std::string chat_template;
 
-  void encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
-  void encode_normalized(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
-  void split_added(std::string_view text, const TokenTrie& trie, bool at_start, std::vector<int32_t>& out,
-                   void (Impl::*rest)(std::string_view, bool, std::vector<int32_t>&) const) const;
-  void encode_words(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
+  // `origin`: how many leading bytes of `text` derive from the input's first char (see Pieces).
+  void encode_text(std::string_view text, size_t origin, std::vector<int32_t>& out) const;
+  void encode_normalized(std::string_view text, size_t origin, std::vector<int32_t>& out) const;
+  void split_added(std::string_view text, const TokenTrie& trie, size_t origin, std::vector<int32_t>& out,
+                   void (Impl::*rest)(std::string_view, size_t, std::vector<int32_t>&) const) const;
+  void encode_words(std::string_view text, size_t origin, std::vector<int32_t>& out) const;
 };
 
 // HF AddedVocabulary::find_matches: splits `text` around added tokens found by `trie`, applying
 // single_word / lstrip / rstrip; the text between matches goes to `rest`.
-void Tokenizer::Impl::split_added(std::string_view text, const TokenTrie& trie, bool at_start,
+void Tokenizer::Impl::split_added(std::string_view text, const TokenTrie& trie, size_t origin,
                                   std::vector<int32_t>& out,
-                                  void (Impl::*rest)(std::string_view, bool, std::vector<int32_t>&) const) const {
+                                  void (Impl::*rest)(std::string_view, size_t, std::vector<int32_t>&) const) const {
   if (trie.empty()) {
-    (this->*rest)(text, at_start, out);
+    (this->*rest)(text, origin, out);
     return;
   }
+  auto origin_at = [&](size_t b) { return origin > b ? origin - b : 0; };
   size_t consumed = 0, search = 0;
   while (search < text.size()) {
     const TokenTrie::Match m = trie.find(text, search);
@@ -222,24 +224,29 @@ void Tokenizer::Impl::split_added(std::string_view text, const TokenTrie& trie, 
     }
     if (token.lstrip) begin = std::max(trailing_space_start(text.substr(0, begin)), consumed);
     if (token.rstrip) end += leading_space_length(text.substr(end));
-    if (consumed < begin) (this->*rest)(text.substr(consumed, begin - consumed), at_start && consumed == 0, out);
+    if (consumed < begin) (this->*rest)(text.substr(consumed, begin - consumed), origin_at(consumed), out);
     out.push_back(token.id);
     consumed = end;
   }
-  if (consumed < text.size()) (this->*rest)(text.substr(consumed), at_start && consumed == 0, out);
+  if (consumed < text.size()) (this->*rest)(text.substr(consumed), origin_at(consumed), out);
 }
 
-void Tokenizer::Impl::encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
-  split_added(text, raw_trie, at_start, out, &Impl::encode_normalized);
+void Tokenizer::Impl::encode_text(std::string_view text, size_t origin, std::vector<int32_t>& out) const {
+  split_added(text, raw_trie, origin, out, &Impl::encode_normalized);
 }
 
-void Tokenizer::Impl::encode_normalized(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode_normalized(std::string_view text, size_t origin, std::vector<int32_t>& out) const {
   if (!normalizer) {
-    split_added(text, normalized_trie, at_start, out, &Impl::encode_words);
+    split_added(text, normalized_trie, origin, out, &Impl::encode_words);
     return;
   }
-  const std::string normalized = normalizer->normalize(text, at_start);
-  split_added(normalized, normalized_trie, at_start, out, &Impl::encode_words);
+  size_t origin_chars = 0;
+  for (size_t i = 0; i < std::min(origin, text.size()); ++i) origin_chars += (static_cast<unsigned char>(text[i]) & 0xC0) != 0x80;
+  const std::string normalized = normalizer->normalize(text, origin_chars);
+  size_t origin_bytes = 0;
+  for (size_t k = 0; k < origin_chars && origin_bytes < normalized.size(); ++k)
+    origin_bytes += utf8_length(static_cast<unsigned char>(normalized[origin_bytes]));
+  split_added(normalized, normalized_trie, origin_bytes, out, &Impl::encode_words);
 }
 
 namespace {
@@ -254,7 +261,7 @@ struct WordCache {
 
 }  // namespace
 
-void Tokenizer::Impl::encode_words(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode_words(std::string_view text, size_t origin, std::vector<int32_t>& out) const {
   thread_local WordCache cache;
   if (cache.owner != serial) {
     cache.map.clear();
@@ -263,7 +270,7 @@ void Tokenizer::Impl::encode_words(std::string_view text, bool at_start, std::ve
   thread_local Pieces input, words;
   input.clear();
   words.clear();
-  input.add(text, at_start);
+  input.add(text, origin);
   const Pieces* pieces = &input;
   if (pre_tokenizer) {
     pre_tokenizer->pre_tokenize(input, words);
@@ -396,7 +403,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     repaired = to_valid_utf8(text);
     text = repaired;
   }
-  impl_->encode_text(text, true, ids);
+  impl_->encode_text(text, text.empty() ? 0 : utf8_length(static_cast<unsigned char>(text[0])), ids);
   if (add_special_tokens) ids.insert(ids.end(), impl_->post.suffix.begin(), impl_->post.suffix.end());
   return ids;
 }
