@@ -8,12 +8,18 @@ namespace nemotron::cli {
 Command info_command();
 Command tokenize_command();
 Command preprocess_command();
+Command convert_command();
+Command roundtrip_command();
+Command compare_command();
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
       info_command(),
       tokenize_command(),
       preprocess_command(),
+      convert_command(),
+      roundtrip_command(),
+      compare_command(),
   };
   return commands;
 }
