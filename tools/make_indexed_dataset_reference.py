@@ -19,6 +19,10 @@ Writes:
       tests/data/tokenizer/nemotron_style tokenizer (HF transformers AutoTokenizer, as Megatron's
       HuggingFaceTokenizer does), with and without --append-eod
   preprocess_eod_title_document.{bin,idx}   the same for --json-keys text title (second key)
+  adversarial_input.jsonl     random strings over many scripts, whitespace kinds, marks, emoji and
+      special tokens
+  adversarial_NAME_text_document.{bin,idx}   preprocess_data.py on it with every tokenizer NAME
+      of tests/data/tokenizer (a second, broader check of the tokenizers' ids)
 """
 import argparse
 import json
@@ -140,6 +144,31 @@ def write_preprocess(out, tokenizer_dir):
         preprocess(tokenizer, PREPROCESS_DOCS, key, eod, prefix + ".bin", prefix + ".idx")
 
 
+def adversarial_docs(seed=5, n=200):
+    import random
+    rng = random.Random(seed)
+    ranges = [(0x20, 0x7f)] * 6 + [(0xa0, 0x250), (0x370, 0x3ff), (0x400, 0x4ff), (0x590, 0x6ff), (0x900, 0x97f),
+                                    (0x3040, 0x30ff), (0x4e00, 0x4e80), (0xac00, 0xac40), (0x1f300, 0x1f340)]
+    pool = [chr(c) for lo, hi in ranges for c in range(lo, hi)]
+    pool += [chr(c) for c in (0x200d, 0x200b, 0xfeff, 0x85, 0x2028, 0x3000, 0x1680, 0x180e, 0x301, 0x308, 0x1d518,
+                              0x10348, 0xbd, 0x384, 0xfb01, 0x130, 0x3a3)]
+    pool += ["\n", "\r\n", "\t", "  ", "   ", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<s>", "</s>",
+             "[LSTRIP]", "[RSTRIP]", " kw ", "Hello World", "<|endoftext|>", "'s", "'ll", " don't"]
+    return [{"text": "".join(rng.choice(pool) for _ in range(rng.randint(0, 120)))} for _ in range(n)]
+
+
+def write_adversarial(out, tokenizers_dir):
+    from transformers import AutoTokenizer
+    docs = adversarial_docs()
+    with open(os.path.join(out, "adversarial_input.jsonl"), "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    for name in sorted(os.listdir(tokenizers_dir)):
+        tokenizer = AutoTokenizer.from_pretrained(os.path.join(tokenizers_dir, name))
+        prefix = os.path.join(out, f"adversarial_{name}_text_document")
+        preprocess(tokenizer, docs, "text", False, prefix + ".bin", prefix + ".idx")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
@@ -149,6 +178,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     write_handmade(args.out)
     write_preprocess(args.out, args.tokenizer)
+    write_adversarial(args.out, os.path.dirname(os.path.abspath(args.tokenizer)))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,8 @@ size_t prefix_bytes(std::string_view s, size_t chars) {
 class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(NormalForm form) : form_(form) {}
-  // The chars from the original first char are what its own chars normalize to (a composition with
-  // a following mark keeps the composed char aligned with the first char).
   std::string normalize(std::string_view text, size_t& origin_chars) const override {
-    if (origin_chars > 0)
-      origin_chars = count_chars(tokenizer::normalize(text.substr(0, prefix_bytes(text, origin_chars)), form_));
+    origin_chars = normalized_origin_chars(text, origin_chars, form_);
     return tokenizer::normalize(text, form_);
   }
 

@@ -9,6 +9,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+#include <algorithm>
 
 #include "core/error.h"
 
@@ -161,6 +163,81 @@ std::string normalize(std::string_view s, NormalForm form) {
   std::string out(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
   std::free(dst);
   return out;
+}
+
+size_t normalized_origin_chars(std::string_view s, size_t origin_chars, NormalForm form) {
+  if (origin_chars == 0) return 0;
+  const bool compat = form == NormalForm::NFKC || form == NormalForm::NFKD;
+  const bool compose = form == NormalForm::NFC || form == NormalForm::NFKC;
+  const auto decompose_options =
+      static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0));
+  auto ccc = [](utf8proc_int32_t cp) { return utf8proc_get_property(cp)->combining_class; };
+  // HF (unicode-normalization-alignments) tags each output char with a change: 0 replaces one
+  // input char, +1 is inserted after the previous one, -n consumes n more. Reordering moves the
+  // tags with the chars, but alignment is then assigned in output order: the first change-0 char
+  // takes input char 0, whichever char it is. Only the origin chars and the marks that follow them
+  // can interact; the first later char that decomposes to a starter ends the region.
+  struct Tagged {
+    utf8proc_int32_t cp;
+    int change;
+  };
+  std::vector<Tagged> d;
+  size_t i = 0, k = 0;
+  while (i < s.size() && k < 64) {
+    const char32_t c = next_code_point(s, i);
+    utf8proc_int32_t buf[32];
+    const utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32, decompose_options, nullptr);
+    if (n <= 0 || n > 32) break;
+    if (k >= origin_chars && ccc(buf[0]) == 0) break;
+    for (utf8proc_ssize_t j = 0; j < n; ++j) d.push_back({buf[j], j == 0 ? 0 : 1});
+    ++k;
+  }
+  for (size_t a = 0; a < d.size();) {  // canonical ordering: marks by combining class, stably
+    if (ccc(d[a].cp) == 0) {
+      ++a;
+      continue;
+    }
+    size_t b = a;
+    while (b < d.size() && ccc(d[b].cp) != 0) ++b;
+    std::stable_sort(d.begin() + static_cast<std::ptrdiff_t>(a), d.begin() + static_cast<std::ptrdiff_t>(b),
+                     [&](const Tagged& x, const Tagged& y) { return ccc(x.cp) < ccc(y.cp); });
+    a = b;
+  }
+  std::vector<int> changes;
+  if (!compose) {
+    for (const Tagged& t : d) changes.push_back(t.change);
+  } else {
+    // Compose; a composed char carries its starter's change plus, per absorbed mark, its change - 1.
+    std::vector<utf8proc_int32_t> c;
+    for (const Tagged& t : d) c.push_back(t.cp);
+    const utf8proc_ssize_t n = utf8proc_normalize_utf32(c.data(), static_cast<utf8proc_ssize_t>(c.size()),
+                                                        static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    size_t j = 0;
+    for (utf8proc_ssize_t q = 0; q < n && j < d.size(); ++q) {
+      int change = d[j].change;
+      const bool composed = d[j].cp != c[q];
+      ++j;
+      if (composed)  // absorbed marks: those before the next surviving code point
+        while (j < d.size() && ccc(d[j].cp) != 0 && (q + 1 >= n || d[j].cp != c[q + 1])) change += d[j++].change - 1;
+      changes.push_back(change);
+    }
+  }
+  // Assign input chars in output order and count the leading output chars aligned with an origin char.
+  size_t consumed = 0, count = 0;
+  bool previous_origin = true;
+  for (int change : changes) {
+    bool origin;
+    if (change <= 0) {
+      origin = consumed < origin_chars;
+      consumed += static_cast<size_t>(1 - change);
+    } else {
+      origin = previous_origin;
+    }
+    if (!origin) break;
+    ++count;
+    previous_origin = origin;
+  }
+  return count;
 }
 
 std::string lowercase(std::string_view s) {

@@ -57,6 +57,10 @@ bool is_combining_mark(char32_t c);
 enum class NormalForm { NFC, NFD, NFKC, NFKD };
 // Unicode normalization (utf8proc; s must be valid UTF-8).
 std::string normalize(std::string_view s, NormalForm form);
+// Of normalize(s, form), how many leading chars derive from the first `origin_chars` chars of s,
+// following each char through decomposition, canonical reordering (which can move a later mark in
+// front of one from the first char) and composition (a composed char belongs to its starter).
+size_t normalized_origin_chars(std::string_view s, size_t origin_chars, NormalForm form);
 // Lowercases char by char with Rust's char::to_lowercase (full mapping, no context rules).
 std::string lowercase(std::string_view s);
 

@@ -70,6 +70,22 @@ TEST(Preprocess, MatchesMegatronPreprocessData) {
   EXPECT_EQ(ds.get(0), tokenizer().encode("Hello world"));
 }
 
+// Random strings over many scripts, whitespace kinds, marks and special tokens, with all five test
+// tokenizers: every document's ids as HF gives them.
+TEST(Preprocess, AdversarialCorpusMatchesForEveryTokenizer) {
+  TempDir dir;
+  for (const char* name : {"nemotron_style", "gpt2_style", "llama_style", "misc_style", "nfd_accents"}) {
+    SCOPED_TRACE(name);
+    PreprocessOptions o;
+    o.input = data("indexed_dataset/adversarial_input.jsonl");
+    o.output_prefix = dir / (std::string("adv_") + name);
+    const Tokenizer tok = Tokenizer::from_directory(data(std::string("tokenizer/") + name));
+    preprocess_jsonl(o, tok);
+    expect_same_files(dir / (std::string("adv_") + name + "_text_document"),
+                      data(std::string("indexed_dataset/adversarial_") + name + "_text_document"));
+  }
+}
+
 TEST(Preprocess, MalformedLinesAreFatalOrSkipped) {
   TempDir dir;
   {
