@@ -118,18 +118,19 @@ PreprocessStats preprocess_jsonl(const PreprocessOptions& o, const tokenizer::To
   int64_t line_number = 0;
   std::vector<std::string> lines;
   std::vector<EncodedLine> encoded;
-  char* buf = nullptr;
-  size_t cap = 0;
-  std::unique_ptr<char, void (*)(void*)> buf_owner(nullptr, &std::free);
+  // getline's buffer, grown by getline itself and freed on every exit path.
+  struct LineBuffer {
+    char* data = nullptr;
+    size_t capacity = 0;
+    ~LineBuffer() { std::free(data); }
+  } buf;
   bool eof = false;
   while (!eof) {
     // Read one batch of lines.
     lines.clear();
     size_t batch_bytes = 0;
     while (batch_bytes < o.batch_bytes) {
-      const ssize_t n = ::getline(&buf, &cap, in);
-      buf_owner.release();
-      buf_owner.reset(buf);
+      const ssize_t n = ::getline(&buf.data, &buf.capacity, in);
       if (n < 0) {
         NT_CHECK(!std::ferror(in), "cannot read {}: {}", o.input, std::strerror(errno));
         eof = true;
@@ -137,9 +138,9 @@ PreprocessStats preprocess_jsonl(const PreprocessOptions& o, const tokenizer::To
       }
       stats.bytes += n;
       size_t len = static_cast<size_t>(n);
-      if (len > 0 && buf[len - 1] == '\n') --len;
-      if (len > 0 && buf[len - 1] == '\r') --len;
-      lines.emplace_back(buf, len);
+      if (len > 0 && buf.data[len - 1] == '\n') --len;
+      if (len > 0 && buf.data[len - 1] == '\r') --len;
+      lines.emplace_back(buf.data, len);
       batch_bytes += len + 64;
     }
     // Parse and encode in parallel.
