@@ -1,6 +1,7 @@
 // Tokenizer pieces checked against hand-worked expectations (the golden tests cover whole files).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "core/error.h"
@@ -156,6 +157,33 @@ TEST(Regex, OnigurumaClassesAreRewritten) {
   word.find_all("e\xCC\x81\xE2\x80\x8D" "x y", m);
   ASSERT_EQ(m.size(), 2u);
   EXPECT_EQ(m[0], (std::pair<size_t, size_t>{0, 7}));
+}
+
+}  // namespace
+
+namespace {
+
+// Random bytes (mostly invalid UTF-8) and random ids never crash: encode repairs the text, and
+// decode either succeeds or reports an id outside the vocabulary.
+TEST(Tokenizer, RandomBytesAndIdsDoNotCrash) {
+  std::mt19937 rng(42);
+  for (const char* name : {"nemotron_style", "gpt2_style", "llama_style", "misc_style", "nfd_accents"}) {
+    const Tokenizer tok = Tokenizer::from_directory(std::string(NEMOTRON_TEST_DATA) + "/tokenizer/" + name);
+    for (int i = 0; i < 300; ++i) {
+      std::string bytes(rng() % 64, '\0');
+      for (char& c : bytes) c = static_cast<char>(rng() % 256);
+      const std::vector<int32_t> ids = tok.encode(bytes);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok.id_limit()) << name;
+      EXPECT_TRUE(is_valid_utf8(tok.decode(ids)));
+      std::vector<int32_t> random_ids(rng() % 16);
+      for (int32_t& id : random_ids) id = static_cast<int32_t>(rng() % (tok.id_limit() + 3));
+      try {
+        EXPECT_TRUE(is_valid_utf8(tok.decode(random_ids, rng() % 2)));
+      } catch (const nemotron::Error&) {
+        // an id past the vocabulary
+      }
+    }
+  }
 }
 
 }  // namespace
