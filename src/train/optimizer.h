@@ -14,8 +14,10 @@
 //     if (!std::isfinite(norm)) { skip the update, count a nan iteration }
 //     adamw.step(scheduler.lr(), scheduler.weight_decay());
 //     scheduler.step(global_batch_size);
-// With several model-parallel ranks, replace clip_grad_norm by grad_sq_norm_fp64 (local part) +
-// an all-reduce of the sum over ranks + clip_grads_with_norm (every rank, same total).
+// With several model-parallel ranks, replace clip_grad_norm by grad_sq_norm_fp64 over the parameters
+// this rank owns uniquely (a tensor replicated over TP ranks counted on one of them, as Megatron's
+// param_is_not_tensor_parallel_duplicate does) + an all-reduce of the sums + the square root +
+// clip_grads_with_norm on every rank with that same total.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -44,7 +46,8 @@ bool megatron_applies_weight_decay(const std::string& name, const Shape& shape);
 // Sets every gradient to zero.
 void zero_grads(const std::vector<OptimizerParam>& params);
 
-// Sum of squares of every gradient element, accumulated in fp64 (the local part of the global norm).
+// Sum of squares of every gradient element, accumulated in fp64 in a fixed order (serially, so the
+// result does not depend on the thread count): the local part of the global norm.
 double grad_sq_norm_fp64(const std::vector<OptimizerParam>& params);
 
 // Scales every gradient by min(max_norm / (total_norm + 1e-6), 1) computed as torch does it in fp32:
