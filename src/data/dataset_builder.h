@@ -85,8 +85,9 @@ struct GPTDataSpec {
 
 GPTDataSpec gpt_data_spec(const config::Config& cfg, const TokenizerInfo& tokenizer, const BuildOptions& options = {});
 
-// The datasets of the three splits; a split without data (a 0 share in dataset.split, no blend for it
-// in a per-split blend) is null.
+// The datasets of the three splits. A split is null when it has no data source (a 0 share in
+// dataset.split, no blend for it in a per-split blend) or when its share holds no documents and no
+// samples are asked of it; asking samples of an empty split is an error.
 struct GPTDatasets {
   std::shared_ptr<const SampleDataset> train, valid, test;
   bool mock = false;
