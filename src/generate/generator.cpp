@@ -1,0 +1,445 @@
+#include "generate/generator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "generate/text_stream.h"
+#include "kernels/ops.h"
+#include "model/decode_step.h"
+
+namespace nemotron::generate {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+Tensor ids_tensor(const std::vector<std::vector<int32_t>>& rows) {
+  const int64_t cols = static_cast<int64_t>(rows.front().size());
+  std::vector<int64_t> flat;
+  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  return Tensor::from_vector(flat, {static_cast<int64_t>(rows.size()), cols});
+}
+
+// Row b of a contiguous F32 [B, T, V] tensor at position t.
+std::span<const float> row(const Tensor& t, int64_t b, int64_t pos) {
+  const int64_t V = t.size(2);
+  return {t.data<float>() + (b * t.size(1) + pos) * V, static_cast<size_t>(V)};
+}
+
+// Logits after the repetition penalty over `seen` (the sequence so far) and `extra` (the drafts before
+// this position).
+std::vector<float> penalized(std::span<const float> logits, const std::vector<int32_t>& seen,
+                             std::span<const int32_t> extra, const SamplingParams& params) {
+  std::vector<float> l(logits.begin(), logits.end());
+  if (params.repetition_penalty != 1.0) {
+    std::vector<int32_t> context = seen;
+    context.insert(context.end(), extra.begin(), extra.end());
+    apply_repetition_penalty(l, context, params.repetition_penalty);
+  }
+  return l;
+}
+
+}  // namespace
+
+std::string_view stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::Eos: return "eos";
+    case StopReason::StopString: return "stop string";
+    case StopReason::MaxNewTokens: return "max new tokens";
+  }
+  return "?";
+}
+
+void GenerationConfig::validate() const {
+  NT_CHECK(max_new_tokens >= 0, "max new tokens must be >= 0, got {}", max_new_tokens);
+  NT_CHECK(prefill_chunk_size >= 1, "prefill chunk size must be >= 1, got {}", prefill_chunk_size);
+  NT_CHECK(num_draft_tokens >= 0, "the number of draft tokens must be >= 0 (0: no speculative decoding), got {}",
+           num_draft_tokens);
+  for (const std::string& s : stop_strings) NT_CHECK(!s.empty(), "a stop string is empty");
+  sampling.validate();
+}
+
+double GenerationStats::prefill_tokens_per_second() const {
+  return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0.0;
+}
+double GenerationStats::decode_tokens_per_second() const {
+  return decode_seconds > 0 ? decode_tokens / decode_seconds : 0.0;
+}
+double GenerationStats::mean_accepted_length() const {
+  return rounds > 0 ? static_cast<double>(round_tokens) / static_cast<double>(rounds) : 0.0;
+}
+std::vector<double> GenerationStats::acceptance_rates() const {
+  std::vector<double> r;
+  for (int64_t a : accepted_at) r.push_back(rounds > 0 ? static_cast<double>(a) / static_cast<double>(rounds) : 0.0);
+  return r;
+}
+
+std::string GenerationStats::summary() const {
+  std::string s = fmt::format(
+      "[stats] sequences {} | prefill {} tokens in {:.3f} s ({:.1f} tokens/s) | decode {} tokens in {:.3f} s ({:.1f} "
+      "tokens/s)",
+      sequences, prompt_tokens, prefill_seconds, prefill_tokens_per_second(), decode_tokens, decode_seconds,
+      decode_tokens_per_second());
+  if (draft_tokens > 0) {
+    s += fmt::format(" | speculative, {} drafts: {} rounds, mean accepted length {:.3f}, acceptance per position [",
+                     draft_tokens, rounds, mean_accepted_length());
+    std::vector<double> rates = acceptance_rates();
+    for (size_t j = 0; j < rates.size(); ++j) s += fmt::format("{}{:.3f}", j ? ", " : "", rates[j]);
+    s += "]";
+  }
+  return s;
+}
+
+struct Generator::Sequence {
+  Sequence(const HybridModel& model, size_t index, const std::vector<int32_t>& prompt, const SamplingParams& sampling)
+      : index(index),
+        tokens(prompt),
+        prompt_length(prompt.size()),
+        cache(model),
+        rng(sampling.seed, index) {}
+
+  size_t index;
+  std::vector<int32_t> tokens;  // prompt, then generated; the last one is not yet in the main caches
+  size_t prompt_length;
+  decode::SequenceCache cache;
+  Rng rng;
+  // Distinct ids seen so far (for the repetition penalty).
+  std::vector<uint8_t> seen;
+  std::vector<int32_t> seen_ids;
+  std::optional<TextStream> stream;
+  size_t stop_checked = 0;  // text bytes already searched for stop strings
+  SequenceOutput out;
+  bool done = false;
+  // Speculative decoding: main-model hidden states (after norm_f) of the positions the MTP block has
+  // not run on yet, positions cache.mtp_length .. cache.length - 1: [n, H].
+  Tensor mtp_pending;
+  // The current round's drafts, their distributions (sampling only) and the MTP output they came from.
+  std::vector<int32_t> drafts;
+  std::vector<std::vector<float>> draft_probs;
+  Tensor draft_hidden;  // [1, 1, H]
+
+  void mark_seen(int32_t id) {
+    if (seen.empty()) return;
+    if (!seen[id]) seen_ids.push_back(id);
+    seen[id] = 1;
+  }
+};
+
+Generator::Generator(const HybridModel& model, const tokenizer::Tokenizer* tok) : model_(model), tok_(tok) {}
+
+int32_t Generator::choose(Sequence& s, std::span<const float> logits, std::span<const int32_t> extra_context,
+                          const SamplingParams& params) {
+  const std::vector<float> l = penalized(logits, s.seen_ids, extra_context, params);
+  if (!params.do_sample) return argmax(l);
+  return sample(sampling_distribution(l, params), s.rng);
+}
+
+void Generator::emit(Sequence& s, int32_t id, const GenerationConfig& config) {
+  if (s.done) return;
+  s.tokens.push_back(id);
+  s.out.tokens.push_back(id);
+  s.mark_seen(id);
+  ++stats_.generated_tokens;
+  if (on_token_) on_token_(s.index, id);
+  if (std::find(config.eos_ids.begin(), config.eos_ids.end(), id) != config.eos_ids.end()) {
+    s.done = true;
+    s.out.reason = StopReason::Eos;
+  } else if (s.stream) {
+    std::string piece = s.stream->push(id);
+    if (!piece.empty() && on_text_) on_text_(s.index, piece);
+    const std::string& text = s.stream->text();
+    for (const std::string& stop : config.stop_strings) {
+      const size_t from = s.stop_checked >= stop.size() ? s.stop_checked - stop.size() + 1 : 0;
+      if (text.find(stop, from) != std::string::npos) {
+        s.done = true;
+        s.out.reason = StopReason::StopString;
+      }
+    }
+    s.stop_checked = text.size();
+  }
+  if (!s.done && static_cast<int64_t>(s.out.tokens.size()) >= config.max_new_tokens) {
+    s.done = true;
+    s.out.reason = StopReason::MaxNewTokens;
+  }
+  if (s.done && s.stream) {
+    std::string rest = s.stream->finish();
+    if (!rest.empty() && on_text_) on_text_(s.index, rest);
+    s.out.text = s.stream->text();
+  }
+}
+
+void Generator::prefill(Sequence& s, const GenerationConfig& config) {
+  const int64_t n = static_cast<int64_t>(s.prompt_length), chunk = config.prefill_chunk_size;
+  const bool mtp_drafting = config.num_draft_tokens > 0 && !drafter_;  // the MTP block reads the hidden states
+  std::vector<Tensor> hidden;
+  decode::SequenceCache* caches[] = {&s.cache};
+  Tensor logits;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t len = std::min(chunk, n - start);
+    std::vector<int32_t> part(s.tokens.begin() + start, s.tokens.begin() + start + len);
+    const bool last = start + len == n;
+    decode::StepOutput out = decode::model_step(model_, ids_tensor({part}), caches,
+                                                {.logits = last ? decode::LogitsAt::Last : decode::LogitsAt::None});
+    if (mtp_drafting) hidden.push_back(out.final_hidden.select(0, 0));
+    if (last) logits = out.logits;
+  }
+  if (mtp_drafting) s.mtp_pending = hidden.size() == 1 ? hidden[0].contiguous() : ops::cat(hidden, 0);
+  emit(s, choose(s, row(logits, 0, 0), {}, config.sampling), config);
+}
+
+void Generator::plain_round(std::vector<Sequence*>& active, const GenerationConfig& config) {
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<decode::SequenceCache*> caches;
+  for (Sequence* s : active) {
+    ids.push_back({s->tokens.back()});
+    caches.push_back(&s->cache);
+  }
+  decode::StepOutput out = decode::model_step(model_, ids_tensor(ids), caches);
+  for (size_t b = 0; b < active.size(); ++b)
+    emit(*active[b], choose(*active[b], row(out.logits, b, 0), {}, config.sampling), config);
+}
+
+void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config) {
+  const int64_t K = config.num_draft_tokens;
+  const SamplingParams& params = config.sampling;
+
+  // A draft from MTP logits, processed as the main model's (penalty, temperature, filters).
+  auto draft = [&](Sequence& s, std::span<const float> logits) {
+    const std::vector<float> l = penalized(logits, s.seen_ids, s.drafts, params);
+    if (!params.do_sample) {
+      s.drafts.push_back(argmax(l));
+    } else {
+      s.draft_probs.push_back(sampling_distribution(l, params));
+      s.drafts.push_back(sample(s.draft_probs.back(), s.rng));
+    }
+  };
+
+  // 1. Catch up on the positions verified last round (grouped by their count, as a step needs equal
+  //    lengths): position p reads the main hidden state at p and token p+1. The last one drafts d1.
+  std::map<int64_t, std::vector<Sequence*>> by_count;
+  for (Sequence* s : active) by_count[s->mtp_pending.size(0)].push_back(s);
+  for (auto& [n, group] : by_count) {
+    std::vector<Tensor> hidden;
+    std::vector<std::vector<int32_t>> next;
+    std::vector<decode::SequenceCache*> caches;
+    for (Sequence* s : group) {
+      const int64_t first = s->cache.mtp_length;
+      NT_CHECK(first + n == s->cache.length, "internal: MTP cache at {} + {} pending, main cache at {}", first, n,
+               s->cache.length);
+      hidden.push_back(s->mtp_pending.unsqueeze(0));
+      next.emplace_back(s->tokens.begin() + first + 1, s->tokens.begin() + first + 1 + n);
+      caches.push_back(&s->cache);
+    }
+    decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
+    for (size_t b = 0; b < group.size(); ++b) {
+      group[b]->draft_hidden = out.final_hidden.select(0, b).narrow(0, n - 1, 1).unsqueeze(0).contiguous();
+      draft(*group[b], row(out.logits, b, 0));
+    }
+  }
+
+  // 2. Drafts 2..K: one MTP position at a time for the whole batch, from the previous output and draft.
+  std::vector<decode::SequenceCache*> caches;
+  for (Sequence* s : active) caches.push_back(&s->cache);
+  for (int64_t j = 1; j < K; ++j) {
+    std::vector<Tensor> hidden;
+    std::vector<std::vector<int32_t>> next;
+    for (Sequence* s : active) {
+      hidden.push_back(s->draft_hidden);
+      next.push_back({s->drafts.back()});
+    }
+    decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
+    for (size_t b = 0; b < active.size(); ++b) {
+      active[b]->draft_hidden = out.final_hidden.narrow(0, b, 1).contiguous();
+      draft(*active[b], row(out.logits, b, 0));
+    }
+  }
+}
+
+void Generator::speculative_round(std::vector<Sequence*>& active, const GenerationConfig& config) {
+  const int64_t K = config.num_draft_tokens, V = model_.config.vocab_size;
+  const SamplingParams& params = config.sampling;
+  for (Sequence* s : active) {
+    s->drafts.clear();
+    s->draft_probs.clear();
+  }
+  if (drafter_) {
+    for (Sequence* s : active) {
+      s->drafts = drafter_(s->index, s->tokens, K);
+      NT_CHECK(static_cast<int64_t>(s->drafts.size()) == K, "the drafter proposed {} tokens, {} were asked for",
+               s->drafts.size(), K);
+      for (int32_t d : s->drafts) {
+        NT_CHECK(d >= 0 && d < V, "the drafter proposed token id {}, outside the vocabulary [0, {})", d, V);
+        if (params.do_sample) {  // a deterministic draft: its distribution is the point mass on it
+          s->draft_probs.emplace_back(V, 0.0f);
+          s->draft_probs.back()[d] = 1.0f;
+        }
+      }
+    }
+  } else {
+    draft_with_mtp(active, config);
+  }
+
+  // 3. The main model on [newest token, d1..dK], keeping Mamba checkpoints.
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<decode::SequenceCache*> caches;
+  for (Sequence* s : active) {
+    ids.push_back({s->tokens.back()});
+    ids.back().insert(ids.back().end(), s->drafts.begin(), s->drafts.end());
+    caches.push_back(&s->cache);
+  }
+  decode::StepOutput out = decode::model_step(model_, ids_tensor(ids), caches,
+                                              {.logits = decode::LogitsAt::All, .keep_checkpoints = true});
+
+  // 4. Accept left to right; 5. roll back, emit.
+  for (size_t b = 0; b < active.size(); ++b) {
+    Sequence& s = *active[b];
+    const int64_t verified = s.cache.length - (K + 1);  // the main length before this round
+    int64_t accepted = 0;
+    int32_t last = -1;
+    for (; accepted < K; ++accepted) {
+      const int32_t d = s.drafts[accepted];
+      const std::span<const int32_t> before(s.drafts.data(), static_cast<size_t>(accepted));
+      bool kept = false;
+      if (!params.do_sample) {
+        last = choose(s, row(out.logits, b, accepted), before, params);
+        kept = last == d;
+      } else {
+        const std::vector<float> p =
+            sampling_distribution(penalized(row(out.logits, b, accepted), s.seen_ids, before, params), params);
+        last = accept_or_resample(p, s.draft_probs[accepted], d, s.rng, &kept);
+      }
+      if (!kept) break;
+    }
+    if (accepted == K) last = choose(s, row(out.logits, b, K), s.drafts, params);  // the bonus token
+
+    ++stats_.rounds;
+    stats_.round_tokens += accepted + 1;
+    for (int64_t j = 0; j < accepted; ++j) ++stats_.accepted_at[j];
+    if (on_round_) on_round_(s.index, s.drafts, accepted);
+
+    s.cache.keep_first(accepted + 1);
+    if (!drafter_) {
+      s.cache.truncate_mtp(verified);
+      s.mtp_pending = out.final_hidden.select(0, b).narrow(0, 0, accepted + 1).contiguous();
+    }
+    for (int64_t j = 0; j < accepted; ++j) emit(s, s.drafts[j], config);
+    emit(s, last, config);
+  }
+}
+
+std::vector<SequenceOutput> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
+                                                const GenerationConfig& config, const TextCallback& on_text,
+                                                const TokenCallback& on_token) {
+  config.validate();
+  const int64_t V = model_.config.vocab_size;
+  NT_CHECK(!prompts.empty(), "nothing to generate from: no prompts");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    NT_CHECK(!prompts[i].empty(), "prompt {} has no tokens", i);
+    for (size_t t = 0; t < prompts[i].size(); ++t) {
+      const int32_t id = prompts[i][t];
+      NT_CHECK(id >= 0 && id < V, "prompt {}: token id {} at position {} is outside the model's vocabulary [0, {})", i,
+               id, t, V);
+    }
+  }
+  for (int32_t id : config.eos_ids)
+    NT_CHECK(id >= 0 && id < V, "eos id {} is outside the model's vocabulary [0, {})", id, V);
+  NT_CHECK(config.stop_strings.empty() || tok_ != nullptr, "stop strings need a tokenizer to see the text");
+  const int64_t K = config.num_draft_tokens;
+  if (K > 0 && !drafter_) {
+    NT_CHECK(!model_.mtp.empty(),
+             "speculative decoding with MTP needs a model with an MTP block, and this one has none (config "
+             "'num_nextn_predict_layers' is 0)");
+    for (const Block& b : model_.mtp[0].layers)
+      NT_CHECK(b.kind() != LayerKind::Mamba,
+               "speculative decoding needs an MTP block without Mamba layers (its drafts could not be undone)");
+  }
+
+  on_text_ = on_text;
+  on_token_ = on_token;
+  stats_ = GenerationStats{};
+  stats_.sequences = static_cast<int64_t>(prompts.size());
+  stats_.draft_tokens = K;
+  stats_.accepted_at.assign(K, 0);
+
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto s = std::make_unique<Sequence>(model_, i, prompts[i], config.sampling);
+    if (config.sampling.repetition_penalty != 1.0) {
+      s->seen.assign(V, 0);
+      for (int32_t id : prompts[i]) s->mark_seen(id);
+    }
+    if (tok_) s->stream.emplace(*tok_, prompts[i], config.skip_special_tokens);
+    const int64_t positions = static_cast<int64_t>(prompts[i].size()) + config.max_new_tokens + K + 1;
+    s->cache.reserve(positions, positions);
+    seqs.push_back(std::move(s));
+  }
+  if (config.max_new_tokens == 0) {
+    std::vector<SequenceOutput> out;
+    for (auto& s : seqs) out.push_back(s->out);
+    return out;
+  }
+
+  const auto t_prefill = Clock::now();
+  for (auto& s : seqs) {
+    prefill(*s, config);
+    stats_.prompt_tokens += static_cast<int64_t>(s->prompt_length);
+  }
+  stats_.prefill_seconds = seconds_since(t_prefill);
+  const int64_t after_prefill = stats_.generated_tokens;
+
+  const auto t_decode = Clock::now();
+  std::vector<Sequence*> active;
+  for (auto& s : seqs)
+    if (!s->done) active.push_back(s.get());
+  while (!active.empty()) {
+    if (K > 0)
+      speculative_round(active, config);
+    else
+      plain_round(active, config);
+    std::erase_if(active, [](Sequence* s) { return s->done; });
+  }
+  stats_.decode_seconds = seconds_since(t_decode);
+  stats_.decode_tokens = stats_.generated_tokens - after_prefill;
+
+  std::vector<SequenceOutput> out;
+  for (auto& s : seqs) out.push_back(std::move(s->out));
+  return out;
+}
+
+std::vector<std::vector<int32_t>> strip_padding(const Tensor& ids_in, const Tensor& mask_in) {
+  NT_CHECK(ids_in.dim() == 2, "input ids must be [batch, seq], got {}", ids_in.str());
+  NT_CHECK(mask_in.shape() == ids_in.shape(), "the attention mask {} must have the ids' shape {}", mask_in.str(),
+           ids_in.str());
+  const std::vector<int64_t> ids = ids_in.to(DType::I64).contiguous().to_i64_vector();
+  const std::vector<int64_t> mask = mask_in.to(DType::I64).contiguous().to_i64_vector();
+  const int64_t B = ids_in.size(0), T = ids_in.size(1);
+  std::vector<std::vector<int32_t>> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t first = T, last = -1, count = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t m = mask[b * T + t];
+      NT_CHECK(m == 0 || m == 1, "attention mask row {} has {} at position {}: only 0 and 1 are allowed", b, m, t);
+      if (m) {
+        first = std::min(first, t);
+        last = t;
+        ++count;
+      }
+    }
+    NT_CHECK(count > 0, "row {} of the batch is all padding", b);
+    NT_CHECK(last - first + 1 == count,
+             "row {} of the batch has padding between its tokens; padding must be on the left or on the right", b);
+    std::vector<int32_t> r;
+    for (int64_t t = first; t <= last; ++t) r.push_back(static_cast<int32_t>(ids[b * T + t]));
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+}  // namespace nemotron::generate
