@@ -96,7 +96,6 @@ class IndexedLowLevelDataset : public LowLevelDataset {
   int32_t max_sequence_length() const override { return max_length_; }
   void read(int64_t i, int64_t offset, int64_t length, int64_t* out) const override;
   const std::string& path_prefix() const override { return prefix_; }
-  const IndexedDataset& indexed() const { return data_; }
 
  private:
   std::string prefix_;

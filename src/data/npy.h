@@ -63,7 +63,6 @@ class NpyArray {
     return 0;
   }
   int64_t at(int64_t row, int64_t col) const { return (*this)[row * shape_[1] + col]; }
-  bool empty() const { return owner_ == nullptr; }
 
  private:
   template <typename T>
