@@ -132,8 +132,8 @@ void export_hf(const Reader& reader, const std::string& hf_out, const ExportOpti
     in_model.insert(s.name);
   }
   for (const std::string& n : reader.names())
-    NT_CHECK(in_model.count(n), "checkpoint {} holds tensor {}, which {} does not describe", reader.dir(), n,
-             config_source);
+    NT_CHECK(in_model.count(n) || is_training_state(n), "checkpoint {} holds tensor {}, which {} does not describe",
+             reader.dir(), n, config_source);
 
   io::HfShardPlan plan;
   if (options.hf_model) {
@@ -161,7 +161,8 @@ void load_native_weights(HybridModel& model, const Reader& reader) {
   std::set<std::string> known;
   for (const ShardSpec& s : rank_shards(model.config, ParallelState::single())) known.insert(s.name);
   for (const std::string& n : reader.names())
-    NT_CHECK(known.count(n), "checkpoint {} holds tensor {}, which the model does not have", reader.dir(), n);
+    NT_CHECK(known.count(n) || is_training_state(n), "checkpoint {} holds tensor {}, which the model does not have",
+             reader.dir(), n);
   for (Param* p : model.params()) {
     Tensor t = reader.read(ShardSpec{p->name, p->full_shape, p->shard_dim, p->ranges});
     NT_CHECK(dtype_is_float(t.dtype()), "checkpoint tensor {} has dtype {}", p->name, dtype_name(t.dtype()));

@@ -197,6 +197,8 @@ void Writer::finish() {
 
 // ---------------------------------------------------------------- reader
 
+bool is_training_state(const std::string& name) { return name.rfind("optimizer.", 0) == 0; }
+
 std::string resolve_iteration_dir(const std::string& path) {
   NT_CHECK(io::is_directory(path), "checkpoint path {} is not a directory", path);
   if (io::path_exists(io::join_path(path, "metadata.json"))) return path;

@@ -130,6 +130,9 @@ class Reader {
   const Entry& entry(const std::string& name) const;
 };
 
+// Tensors of a training checkpoint that are not model weights (optimizer state: "optimizer.*").
+bool is_training_state(const std::string& name);
+
 // The iteration directory that `path` names: itself when it holds metadata.json, else the one its
 // tracker file names. Errors explain which file is missing.
 std::string resolve_iteration_dir(const std::string& path);

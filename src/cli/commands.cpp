@@ -11,6 +11,8 @@ Command preprocess_command();
 Command convert_command();
 Command roundtrip_command();
 Command compare_command();
+Command generate_command();
+Command pretrain_command();
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
@@ -20,6 +22,8 @@ const std::vector<Command>& all_commands() {
       convert_command(),
       roundtrip_command(),
       compare_command(),
+      generate_command(),
+      pretrain_command(),
   };
   return commands;
 }

@@ -416,8 +416,9 @@ Config tiny() {
   c.dataset.split = "1,1,1";
   c.dataset.num_workers = 1;
   c.tokenizer.tokenizer_type = "NullTokenizer";
-  c.tokenizer.vocab_size = 256;
+  c.tokenizer.vocab_size = 255;  // NullTokenizer: ids 0..254 plus the end-of-document id 255
   c.logger.log_interval = 1;
+  c.logger.log_throughput = true;
   c.mixed_precision = std::nullopt;  // FP32 on the CPU
   return c;
 }
