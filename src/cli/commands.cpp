@@ -12,6 +12,7 @@ Command convert_command();
 Command roundtrip_command();
 Command compare_command();
 Command generate_command();
+Command generate_command();
 Command pretrain_command();
 
 const std::vector<Command>& all_commands() {
@@ -22,6 +23,7 @@ const std::vector<Command>& all_commands() {
       convert_command(),
       roundtrip_command(),
       compare_command(),
+      generate_command(),
       generate_command(),
       pretrain_command(),
   };
