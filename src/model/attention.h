@@ -10,6 +10,26 @@ namespace nemotron {
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads, int64_t num_kv_heads,
                         int64_t head_dim, float scale);
 
+// The same, also returning each query's log-sum-exp of its scaled scores (what the backward needs to
+// rebuild the softmax without storing it).
+struct AttentionOutput {
+  Tensor out;  // [B, T, nq·hd]
+  Tensor lse;  // F32 [B, nq, T]
+};
+AttentionOutput causal_attention_train(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                       int64_t num_kv_heads, int64_t head_dim, float scale);
+
+// Gradients of causal_attention. With p_ij = exp(scale·q_i·k_j − lse_i) (j <= i):
+//   dv_j += Σ_i p_ij dO_i,   ds_ij = p_ij (dO_i·v_j − dO_i·O_i),
+//   dq_i = scale Σ_j ds_ij k_j,   dk_j += scale Σ_i ds_ij q_i,
+// summed over the query heads that share a KV head.
+struct AttentionGrads {
+  Tensor dq, dk, dv;  // like q, k, v
+};
+AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOutput& fwd,
+                                         const Tensor& dout, int64_t num_heads, int64_t num_kv_heads,
+                                         int64_t head_dim, float scale);
+
 // Parameters under `prefix`: q_proj.weight, k_proj.weight, v_proj.weight, o_proj.weight. Tensor
 // parallelism splits heads by KV group (each rank holds nkv/tp KV heads and their query heads);
 // o_proj is row-parallel.
@@ -18,7 +38,10 @@ class Attention : public Mixer {
   Attention(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix);
   LayerKind kind() const override { return LayerKind::Attention; }
   Tensor forward(const Tensor& x) const override;
+  Tensor forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, TrainContext& ctx) override;
+  Tensor backward(const Tensor& dy, const Saved& saved, TrainContext& ctx) override;
   std::vector<Param*> params() override { return {&q_proj, &k_proj, &v_proj, &o_proj}; }
+  float scale() const;
 
   int64_t num_heads, num_kv_heads, head_dim;  // held by this rank
   Param q_proj, k_proj, v_proj, o_proj;

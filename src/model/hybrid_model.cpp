@@ -1,6 +1,10 @@
 #include "model/hybrid_model.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/ops.h"
+#include "model/backward_ops.h"
 
 namespace nemotron {
 
@@ -18,6 +22,59 @@ Tensor ids_as_i64(const Tensor& ids, int64_t vocab) {
              vocab);
   }
   return out;
+}
+
+// A training batch checked and flattened: rows are b·T + t.
+struct FlatBatch {
+  Tensor ids;  // I64 [B, T]
+  int64_t batch = 0, seq = 0;
+  std::vector<int64_t> labels;
+  std::vector<float> mask;
+};
+
+FlatBatch flatten_batch(const TrainBatch& tb, int64_t vocab) {
+  FlatBatch f;
+  f.ids = ids_as_i64(tb.tokens, vocab);
+  f.batch = f.ids.size(0);
+  f.seq = f.ids.size(1);
+  const Shape shape = f.ids.shape();
+  NT_CHECK(tb.labels.defined() && tb.labels.shape() == shape &&
+               (tb.labels.dtype() == DType::I64 || tb.labels.dtype() == DType::I32),
+           "labels must be I64 or I32 {} like the tokens, got {}", shape_str(shape),
+           tb.labels.defined() ? tb.labels.str() : "none");
+  f.labels = tb.labels.to(DType::I64).contiguous().to_i64_vector();
+  if (tb.loss_mask.defined()) {
+    NT_CHECK(tb.loss_mask.shape() == shape && dtype_is_float(tb.loss_mask.dtype()),
+             "loss_mask must be a float tensor {} like the tokens, got {}", shape_str(shape), tb.loss_mask.str());
+    f.mask = tb.loss_mask.to_f32_vector();
+  } else {
+    f.mask.assign(f.ids.numel(), 1.0f);
+  }
+  for (size_t i = 0; i < f.mask.size(); ++i) {
+    NT_CHECK(std::isfinite(f.mask[i]), "loss_mask value {} at position {} is not finite", f.mask[i], i);
+    if (f.mask[i] == 0.0f) continue;
+    NT_CHECK(f.labels[i] >= 0 && f.labels[i] < vocab,
+             "label {} at position {} (batch row {}, token {}) is outside the vocabulary [0, {}) and its loss_mask "
+             "is not 0",
+             f.labels[i], i, i / f.seq, i % f.seq, vocab);
+  }
+  return f;
+}
+
+// Megatron's roll_tensor(shifts=-1) applied k times along the sequence: row b·T + t takes the value
+// at t + k; the last k positions of every row get `fill`.
+template <typename T>
+std::vector<T> roll_left(const std::vector<T>& v, int64_t batch, int64_t seq, int64_t k, T fill) {
+  std::vector<T> out(v.size(), fill);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t + k < seq; ++t) out[b * seq + t] = v[b * seq + t + k];
+  return out;
+}
+
+double sum_of(const std::vector<float>& v) {
+  double s = 0.0;
+  for (float x : v) s += x;
+  return s;
 }
 
 }  // namespace
@@ -115,6 +172,150 @@ std::vector<HybridModel::MtpDepth> HybridModel::mtp_forward(const Tensor& final_
     out.push_back({lm_logits(h), h});
   }
   return out;
+}
+
+}  // namespace nemotron
+
+namespace nemotron {
+
+void HybridModel::zero_grad() {
+  for (Param* p : params()) p->zero_grad();
+}
+
+std::vector<MoE*> HybridModel::moe_layers() {
+  std::vector<MoE*> out;
+  auto collect = [&](std::vector<Block>& blocks) {
+    for (Block& b : blocks)
+      if (b.kind() == LayerKind::MoE) out.push_back(static_cast<MoE*>(b.mixer.get()));
+  };
+  collect(layers);
+  for (MtpBlock& m : mtp) collect(m.layers);
+  return out;
+}
+
+void HybridModel::update_expert_bias(double rate) {
+  for (MoE* m : moe_layers()) m->update_expert_bias(rate);
+}
+
+namespace {
+
+void check_mtp_depths(const std::vector<MtpBlock>& mtp, int64_t depths, int64_t seq) {
+  NT_CHECK(depths >= 0, "MTP depths must be >= 0, got {}", depths);
+  if (depths == 0) return;
+  NT_CHECK(!mtp.empty(), "{} MTP depths asked for, but the model has no MTP block (config 'num_nextn_predict_layers' is 0)",
+           depths);
+  NT_CHECK(mtp.size() == 1 || depths <= static_cast<int64_t>(mtp.size()),
+           "{} MTP depths asked for, but the checkpoint has {} MTP blocks (one block could be repeated; several "
+           "cannot)",
+           depths, mtp.size());
+  NT_CHECK(seq > depths, "{} MTP depths need more than {} tokens per sequence", depths, seq);
+}
+
+}  // namespace
+
+LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOptions& options) {
+  check_unsharded("HybridModel::forward_backward");
+  FlatBatch batch = flatten_batch(tb, config.vocab_size);
+  const int64_t B = batch.batch, T = batch.seq, H = config.hidden_size, D = options.mtp_depths, N = B * T;
+  check_mtp_depths(mtp, D, T);
+  TrainContext ctx;
+  ctx.recompute = options.recompute;
+  ctx.aux_loss_coeff = options.moe_aux_loss_coeff;
+  ctx.aux_grad_scale = options.aux_grad_scale;
+
+  // ---- forward ----
+  Tensor h = embed(batch.ids);
+  std::vector<BlockSaved> saved(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) h = layers[l].forward_train(h, saved[l], ctx);
+  const Tensor last_hidden = h;
+  const Tensor final_hidden = norm_f.forward(h);
+
+  // MTP depth k reads the tokens rolled left k times and the previous depth's output.
+  std::vector<MtpBlock::Activations> mtp_saved(D);
+  std::vector<Tensor> mtp_out(D), mtp_ids(D);
+  std::vector<int64_t> ids = batch.ids.to_i64_vector();
+  // Megatron scales a repeated MTP layer's aux loss by 1/D (router.py attach_and_log_load_balancing_loss).
+  ctx.aux_loss_weight = mtp.size() == 1 ? 1.0 / double(std::max<int64_t>(D, 1)) : 1.0;
+  Tensor hk = final_hidden;
+  for (int64_t k = 1; k <= D; ++k) {
+    mtp_ids[k - 1] = Tensor::from_vector(roll_left<int64_t>(ids, B, T, k, 0), {B, T});
+    MtpBlock& block = mtp.size() == 1 ? mtp[0] : mtp[k - 1];
+    hk = block.forward_train(hk, embed(mtp_ids[k - 1]), mtp_saved[k - 1], ctx);
+    mtp_out[k - 1] = hk;
+  }
+  ctx.aux_loss_weight = 1.0;
+
+  // ---- losses and the output layer's backward ----
+  LossReport report;
+  for (float m : batch.mask) report.tokens += m != 0.0f;
+  Tensor dfinal = Tensor::zeros({N, H}, DType::F32);
+  {
+    const double count = std::max(sum_of(batch.mask), 1.0);
+    Tensor labels = Tensor::from_vector(batch.labels, {N});
+    report.lm_loss = grad::cross_entropy_rows(final_hidden.view({N, H}), lm_head.value, labels, batch.mask,
+                                              options.loss_grad_scale / count, &dfinal, &lm_head) /
+                     count;
+  }
+  const double mtp_weight = D > 0 ? options.mtp_loss_scaling_factor / double(D) : 0.0;
+  std::vector<Tensor> dmtp(D);
+  for (int64_t k = 1; k <= D; ++k) {
+    std::vector<float> mask = roll_left<float>(batch.mask, B, T, k, 0.0f);
+    std::vector<int64_t> labels = roll_left<int64_t>(batch.labels, B, T, k, 0);
+    const double count = std::max(sum_of(mask), 1.0);
+    dmtp[k - 1] = Tensor::zeros({N, H}, DType::F32);
+    report.mtp_loss.push_back(grad::cross_entropy_rows(mtp_out[k - 1].view({N, H}), lm_head.value,
+                                                       Tensor::from_vector(labels, {N}), mask,
+                                                       options.loss_grad_scale * mtp_weight / count, &dmtp[k - 1],
+                                                       &lm_head) /
+                              count);
+  }
+
+  // ---- backward: MTP depths from the last, then the decoder ----
+  for (int64_t k = D; k >= 1; --k) {
+    MtpBlock& block = mtp.size() == 1 ? mtp[0] : mtp[k - 1];
+    MtpBlock::InputGrads g = block.backward(dmtp[k - 1].view({B, T, H}), mtp_saved[k - 1], ctx);
+    ops::index_add_(embeddings.grad_buffer(), mtp_ids[k - 1].flatten(), g.dembeddings.reshape({N, H}));
+    Tensor& into = k > 1 ? dmtp[k - 2] : dfinal;
+    into = ops::add(into, g.dh.reshape({N, H}));
+  }
+  mtp_saved.clear();
+  Tensor dh = norm_f.backward(last_hidden, dfinal.view({B, T, H}));
+  for (size_t l = layers.size(); l-- > 0;) dh = layers[l].backward(dh, saved[l], ctx);
+  ops::index_add_(embeddings.grad_buffer(), batch.ids.flatten(), dh.reshape({N, H}));
+
+  for (double a : ctx.aux_losses) report.aux_loss += a;
+  report.total = report.lm_loss + report.aux_loss;
+  for (double m : report.mtp_loss) report.total += mtp_weight * m;
+  return report;
+}
+
+LossReport HybridModel::evaluate(const TrainBatch& tb, const TrainOptions& options) const {
+  check_unsharded("HybridModel::evaluate");
+  FlatBatch batch = flatten_batch(tb, config.vocab_size);
+  const int64_t B = batch.batch, T = batch.seq, H = config.hidden_size, D = options.mtp_depths, N = B * T;
+  check_mtp_depths(mtp, D, T);
+  const Tensor& head = lm_head.value;
+  LossReport report;
+  for (float m : batch.mask) report.tokens += m != 0.0f;
+  Tensor hk = forward(batch.ids).final_hidden;
+  const double count = std::max(sum_of(batch.mask), 1.0);
+  report.lm_loss = grad::cross_entropy_rows(hk.view({N, H}), head, Tensor::from_vector(batch.labels, {N}), batch.mask) /
+                   count;
+  std::vector<int64_t> ids = batch.ids.to_i64_vector();
+  const double mtp_weight = D > 0 ? options.mtp_loss_scaling_factor / double(D) : 0.0;
+  report.total = report.lm_loss;
+  for (int64_t k = 1; k <= D; ++k) {
+    const MtpBlock& block = mtp.size() == 1 ? mtp[0] : mtp[k - 1];
+    hk = block.forward(hk, embed(Tensor::from_vector(roll_left<int64_t>(ids, B, T, k, 0), {B, T})));
+    std::vector<float> mask = roll_left<float>(batch.mask, B, T, k, 0.0f);
+    const double n = std::max(sum_of(mask), 1.0);
+    report.mtp_loss.push_back(grad::cross_entropy_rows(hk.view({N, H}), head,
+                                                       Tensor::from_vector(roll_left<int64_t>(batch.labels, B, T, k, 0), {N}),
+                                                       mask) /
+                              n);
+    report.total += mtp_weight * report.mtp_loss.back();
+  }
+  return report;
 }
 
 }  // namespace nemotron

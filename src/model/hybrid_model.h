@@ -10,13 +10,60 @@
 //   HybridModel model(cfg);
 //   model.load_weights(tensors_by_name, dir);          // WeightMap: name -> Tensor (any float dtype)
 //   HybridModel::Output out = model.forward(input_ids);  // I64 [batch, seq] -> logits F32 [batch, seq, vocab]
+//
+// Training (one micro-batch; the trainer owns the loop, the optimizer and the reductions):
+//   model.zero_grad();                                         // once per step
+//   for each micro-batch: LossReport r = model.forward_backward(batch, options);   // grads accumulate
+//   clip, optimizer step on params() (skip those without requires_grad), then
+//   model.update_expert_bias(rate);                            // when moe_router_enable_expert_bias
 #pragma once
 #include <vector>
 
 #include "model/layer.h"
+#include "model/moe.h"
 #include "model/mtp.h"
 
 namespace nemotron {
+
+// One micro-batch for training or evaluation, Megatron's GPT batch.
+struct TrainBatch {
+  Tensor tokens;     // I64 or I32 [B, T]: input ids
+  Tensor labels;     // I64 or I32 [B, T]: labels[b, t] = the token that follows position t
+  Tensor loss_mask;  // float [B, T]: weight of each position in the loss (usually 0/1); undefined = all 1.
+                     // Positions of weight 0 may carry any label (e.g. -1 padding).
+};
+
+struct TrainOptions {
+  // Multi-token prediction (Megatron mtp_num_layers / mtp_loss_scaling_factor): depths 1..mtp_depths
+  // run the MTP block (one physical block is repeated; several: block k-1 at depth k) and add
+  // (mtp_loss_scaling_factor / mtp_depths) · mtp_loss[k]. 0: the MTP blocks are not run.
+  int64_t mtp_depths = 0;
+  double mtp_loss_scaling_factor = 0.1;
+  // MoE sequence-level load-balancing loss (Megatron moe_aux_loss_coeff with
+  // moe_router_load_balancing_type = seq_aux_loss); 0: none.
+  double moe_aux_loss_coeff = 0.0;
+  // Gradient multipliers: each trainable Param::grad is increased by
+  //   loss_grad_scale · ∇(lm_loss + (mtp_loss_scaling_factor / D) · Σ_k mtp_loss[k]) + aux_grad_scale · ∇aux_loss.
+  // Megatron with M micro-batches: both 1/M (then the data-parallel average); with
+  // calculate_per_token_loss: loss_grad_scale = this micro-batch's mask sum / the whole global batch's,
+  // aux_grad_scale = 1 / (M · data-parallel size) (Megatron's MoEAuxLossAutoScaler / MTPLossAutoScaler).
+  double loss_grad_scale = 1.0;
+  double aux_grad_scale = 1.0;
+  // Layer kinds whose activations are recomputed in the backward instead of kept (MTP blocks too).
+  Recompute recompute;
+};
+
+// The numbers of one micro-batch. With all-zero masks a mean is 0 (Megatron clamps the count at 1).
+struct LossReport {
+  double lm_loss = 0.0;          // Σ mask·CE(logits, labels) / Σ mask over the main model's positions
+  std::vector<double> mtp_loss;  // per depth k = 1..D: the same with tokens, labels and mask rolled left
+                                 // k positions (Megatron roll_tensor: the tail filled with token 0 and
+                                 // mask 0), predicted from MTP depth k
+  double aux_loss = 0.0;         // Σ over MoE layers of coeff · seq_aux_loss (MTP layers of a repeated
+                                 // block · 1/D); 0 in evaluate() (Megatron computes it only in training)
+  double total = 0.0;            // lm_loss + (mtp_loss_scaling_factor / D) · Σ_k mtp_loss[k] + aux_loss
+  int64_t tokens = 0;            // positions with a non-zero mask (Megatron's num_tokens for 0/1 masks)
+};
 
 class HybridModel {
  public:
@@ -49,6 +96,23 @@ class HybridModel {
 
   Tensor embed(const Tensor& input_ids) const;
   Tensor lm_logits(const Tensor& h) const;
+
+  // ---- training ----
+  // Zeros every trainable parameter's grad (allocating it).
+  void zero_grad();
+  // Forward and backward of one micro-batch: adds to Param::grad as TrainOptions says and returns the
+  // losses. MTP gradients flow into the MTP block, the shared embedding and lm_head, and into the main
+  // model's final hidden state (Megatron does not detach it; mtp_detach_heads is not supported).
+  // Outside the MTP block's repeated use nothing is recomputed unless options.recompute says so.
+  LossReport forward_backward(const TrainBatch& batch, const TrainOptions& options);
+  // The same losses without gradients (aux_loss 0, no expert counting); options' mtp fields apply.
+  LossReport evaluate(const TrainBatch& batch, const TrainOptions& options) const;
+  // Every MoE layer's expert-bias update from the tokens counted since the last call (MoE::
+  // update_expert_bias), decoder and MTP layers alike. Call after the optimizer step when
+  // moe_router_enable_expert_bias (rate = moe_router_bias_update_rate).
+  void update_expert_bias(double rate);
+  // The MoE mixers (decoder layers, then MTP blocks), e.g. to all-reduce their tokens_per_expert.
+  std::vector<MoE*> moe_layers();
 
   ModelConfig config;
   ParallelState parallel;

@@ -1,6 +1,7 @@
 #include "model/mlp.h"
 
 #include "kernels/ops.h"
+#include "model/backward_ops.h"
 
 namespace nemotron {
 
@@ -21,6 +22,20 @@ Tensor ReluSquaredMLP::forward(const Tensor& x) const {
   return ops::linear(h, down_proj.value, down_bias && adds_down_bias ? down_bias->value : Tensor());
 }
 
+Tensor ReluSquaredMLP::forward_train(const Tensor& x, Activations& saved) const {
+  saved.x = x;
+  saved.pre = ops::linear(x, up_proj.value, up_bias ? up_bias->value : Tensor());
+  return ops::linear(ops::relu2(saved.pre), down_proj.value,
+                     down_bias && adds_down_bias ? down_bias->value : Tensor());
+}
+
+Tensor ReluSquaredMLP::backward(const Tensor& dy, const Activations& saved) {
+  Param* db = down_bias && adds_down_bias ? &*down_bias : nullptr;
+  Tensor dact = grad::linear_backward(ops::relu2(saved.pre), dy, down_proj, db);
+  Tensor dpre = grad::relu2_backward(saved.pre, dact);
+  return grad::linear_backward(saved.x, dpre, up_proj, up_bias ? &*up_bias : nullptr);
+}
+
 std::vector<Param*> ReluSquaredMLP::params() {
   std::vector<Param*> p = {&up_proj};
   if (up_bias) p.push_back(&*up_bias);
@@ -32,5 +47,22 @@ std::vector<Param*> ReluSquaredMLP::params() {
 MLP::MLP(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix)
     : mlp(prefix, cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias, ps.tp_size, ps.tp_rank,
           "MLP width (config 'intermediate_size') across tensor-parallel ranks") {}
+
+namespace {
+struct MlpSaved : Saved {
+  ReluSquaredMLP::Activations mlp;
+};
+}  // namespace
+
+Tensor MLP::forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, TrainContext&) {
+  auto s = std::make_unique<MlpSaved>();
+  Tensor y = mlp.forward_train(x, s->mlp);
+  saved = std::move(s);
+  return y;
+}
+
+Tensor MLP::backward(const Tensor& dy, const Saved& saved, TrainContext&) {
+  return mlp.backward(dy, static_cast<const MlpSaved&>(saved).mlp);
+}
 
 }  // namespace nemotron

@@ -16,6 +16,13 @@ class ReluSquaredMLP {
   Tensor forward(const Tensor& x) const;
   std::vector<Param*> params();
 
+  // Training: the forward keeps x and the pre-activation up(x); backward returns dx.
+  struct Activations {
+    Tensor x, pre;
+  };
+  Tensor forward_train(const Tensor& x, Activations& saved) const;
+  Tensor backward(const Tensor& dy, const Activations& saved);
+
   Param up_proj, down_proj;
   std::optional<Param> up_bias, down_bias;
   bool adds_down_bias;
@@ -27,6 +34,8 @@ class MLP : public Mixer {
   MLP(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix);
   LayerKind kind() const override { return LayerKind::MLP; }
   Tensor forward(const Tensor& x) const override { return mlp.forward(x); }
+  Tensor forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, TrainContext& ctx) override;
+  Tensor backward(const Tensor& dy, const Saved& saved, TrainContext& ctx) override;
   std::vector<Param*> params() override { return mlp.params(); }
 
   ReluSquaredMLP mlp;

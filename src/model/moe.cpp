@@ -4,7 +4,9 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "model/backward_ops.h"
 
 namespace nemotron {
 
@@ -20,6 +22,48 @@ std::vector<int64_t> top_indices(const std::vector<float>& v, int64_t k) {
 }
 
 }  // namespace
+
+double seq_aux_loss(const Tensor& scores_in, int64_t batch, int64_t top_k, double grad_scale, Tensor* d_scores) {
+  NT_CHECK(scores_in.dim() == 2 && batch >= 1 && scores_in.size(0) % batch == 0,
+           "seq_aux_loss: scores must be [batch·seq, experts] for batch {}, got {}", batch, scores_in.str());
+  Tensor scores = scores_in.to(DType::F32).contiguous();
+  const int64_t tokens = scores.size(0), E = scores.size(1), seq = tokens / batch;
+  NT_CHECK(top_k >= 1 && top_k <= E, "seq_aux_loss: top_k {} for {} experts", top_k, E);
+  NT_CHECK(!d_scores || (d_scores->shape() == scores.shape() && d_scores->dtype() == DType::F32 &&
+                         d_scores->is_contiguous()),
+           "seq_aux_loss: d_scores must be a contiguous F32 tensor like {}", scores.str());
+  const float* ps = scores.data<float>();
+  std::vector<double> probs_sum(batch * E, 0.0), counts(batch * E, 0.0);
+  for (int64_t n = 0; n < tokens; ++n) {
+    const int64_t b = n / seq;
+    const float* s = ps + n * E;
+    float total = 0.0f;
+    for (int64_t e = 0; e < E; ++e) total += s[e];
+    std::vector<float> p(E);
+    for (int64_t e = 0; e < E; ++e) p[e] = s[e] / (total + 1e-20f);
+    for (int64_t e = 0; e < E; ++e) probs_sum[b * E + e] += p[e];
+    for (int64_t e : top_indices(p, top_k)) counts[b * E + e] += 1.0;
+  }
+  const double factor = double(E) / (double(top_k) * seq * seq * batch);
+  double loss = 0.0;
+  for (int64_t i = 0; i < batch * E; ++i) loss += probs_sum[i] * counts[i];
+  loss *= factor;
+  if (d_scores) {
+    // d loss / d p[n,e] = factor · c[b,e];  p = σ / Z, Z = Σσ + 1e-20:
+    //   d/dσ_j = g_j / Z − (Σ_e g_e σ_e) / Z².
+    float* pd = d_scores->data<float>();
+    for (int64_t n = 0; n < tokens; ++n) {
+      const int64_t b = n / seq;
+      const float* s = ps + n * E;
+      double z = 1e-20, gs = 0.0;
+      for (int64_t e = 0; e < E; ++e) z += s[e];
+      for (int64_t e = 0; e < E; ++e) gs += grad_scale * factor * counts[b * E + e] * s[e];
+      for (int64_t e = 0; e < E; ++e)
+        pd[n * E + e] += static_cast<float>(grad_scale * factor * counts[b * E + e] / z - gs / (z * z));
+    }
+  }
+  return loss;
+}
 
 Routing route_tokens(const Tensor& scores_in, const Tensor& bias_in, const RouterSettings& s) {
   NT_CHECK(scores_in.dim() == 2, "route_tokens: scores must be [tokens, experts], got {}", scores_in.str());
@@ -78,6 +122,8 @@ MoE::MoE(const ModelConfig& cfg, const ParallelState& ps, const std::string& pre
 
   gate_weight = Param::whole(prefix + "gate.weight", {E, H});
   correction_bias = Param::whole(prefix + "gate.e_score_correction_bias", {E});
+  correction_bias.requires_grad = false;  // changed by update_expert_bias(), not by gradients
+  tokens_per_expert = Tensor::zeros({E}, DType::I64);
   if (cfg.has_latent_moe()) {
     fc1_latent_proj = Param::whole(prefix + "fc1_latent_proj.weight", {expert_dim, H});
     fc2_latent_proj = Param::whole(prefix + "fc2_latent_proj.weight", {H, expert_dim});
@@ -144,5 +190,158 @@ Tensor MoE::routed(const Tensor& x) const {
 }
 
 Tensor MoE::forward(const Tensor& x) const { return ops::add(routed(x), shared(x)); }
+
+namespace {
+
+struct ExpertSaved {
+  std::vector<int64_t> rows, slots;  // (token, top-k slot) pairs routed to this expert
+  ReluSquaredMLP::Activations mlp;
+};
+
+struct MoeSaved : Saved {
+  Tensor x;       // [N, H] router, latent and shared-expert input (N = batch·seq)
+  int64_t batch = 0;
+  Tensor scores;  // [N, E] sigmoid router scores
+  Routing routing;
+  Tensor xl;      // [N, l] routed experts' input (x without latent projections)
+  Tensor acc;     // [N, l] weighted sum of the experts' outputs
+  std::vector<ExpertSaved> experts;
+  ReluSquaredMLP::Activations shared;
+  double aux_grad = 0.0;  // gradient multiplier of the seq_aux_loss (0: none)
+};
+
+}  // namespace
+
+Tensor MoE::forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, TrainContext& ctx) {
+  NT_CHECK(x.dim() == 3, "MoE: input must be [batch, seq, hidden], got {}", x.str());
+  const int64_t batch = x.size(0), seq = x.size(1), H = x.size(2), tokens = batch * seq, k = settings.top_k;
+  auto s = std::make_unique<MoeSaved>();
+  s->x = x.reshape({tokens, H}).contiguous();
+  s->batch = batch;
+  s->scores = ops::sigmoid(ops::linear(s->x, gate_weight.value));  // router in fp32
+  s->routing = route_tokens(s->scores, correction_bias.value, settings);
+  const int64_t* idx = s->routing.indices.data<int64_t>();
+  const float* w = s->routing.weights.data<float>();
+
+  if (!ctx.recomputing) {
+    int64_t* counts = tokens_per_expert.data<int64_t>();
+    for (int64_t i = 0; i < tokens * k; ++i) counts[idx[i]] += 1;
+  }
+  if (ctx.aux_loss_coeff > 0.0) {
+    const double scale = ctx.aux_loss_weight * ctx.aux_loss_coeff;
+    if (!ctx.recomputing) ctx.aux_losses.push_back(scale * seq_aux_loss(s->scores, batch, k));
+    s->aux_grad = scale * ctx.aux_grad_scale;
+  }
+
+  s->xl = fc1_latent_proj
+              ? ops::linear(s->x, fc1_latent_proj->value, fc1_latent_bias ? fc1_latent_bias->value : Tensor())
+              : s->x;
+  s->acc = Tensor::zeros({tokens, expert_dim}, DType::F32);
+  s->experts.resize(num_experts);
+  for (int64_t le = 0; le < num_experts; ++le) {
+    const int64_t e = first_expert + le;
+    ExpertSaved& es = s->experts[le];
+    std::vector<float> weights;
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t j = 0; j < k; ++j)
+        if (idx[t * k + j] == e) {
+          es.rows.push_back(t);
+          es.slots.push_back(j);
+          weights.push_back(w[t * k + j]);
+        }
+    if (es.rows.empty()) continue;
+    const int64_t n = static_cast<int64_t>(es.rows.size());
+    Tensor row_index = Tensor::from_vector(es.rows, {n});
+    Tensor out = experts[le].forward_train(ops::index_select(s->xl, row_index), es.mlp);
+    ops::index_add_(s->acc, row_index, ops::mul(out, Tensor::from_vector(weights, {n, 1})));
+  }
+  Tensor routed = fc2_latent_proj ? ops::linear(s->acc, fc2_latent_proj->value,
+                                                fc2_latent_bias && adds_routed_bias ? fc2_latent_bias->value : Tensor())
+                                  : s->acc;
+  Tensor y = ops::add(routed, shared_expert.forward_train(s->x, s->shared));
+  saved = std::move(s);
+  return y.view({batch, seq, H});
+}
+
+Tensor MoE::backward(const Tensor& dy_in, const Saved& saved_base, TrainContext&) {
+  const auto& s = static_cast<const MoeSaved&>(saved_base);
+  const int64_t tokens = s.x.size(0), H = s.x.size(1), k = settings.top_k, E = s.scores.size(1);
+  Tensor dy = dy_in.reshape({tokens, H}).contiguous();
+
+  Tensor dx = shared_expert.backward(dy, s.shared);
+  Tensor dacc = fc2_latent_proj ? grad::linear_backward(s.acc, dy, *fc2_latent_proj,
+                                                        fc2_latent_bias && adds_routed_bias ? &*fc2_latent_bias : nullptr)
+                                : dy;
+  // acc[t] = Σ_j w[t,j] · expert_{idx[t,j]}(xl[t]):  d xl via each expert, d w[t,j] = dacc[t] · expert output.
+  const float* w = s.routing.weights.data<float>();
+  std::vector<float> dw(tokens * k, 0.0f);
+  Tensor dxl = Tensor::zeros({tokens, expert_dim}, DType::F32);
+  for (int64_t le = 0; le < num_experts; ++le) {
+    const ExpertSaved& es = s.experts[le];
+    if (es.rows.empty()) continue;
+    const int64_t n = static_cast<int64_t>(es.rows.size());
+    Tensor row_index = Tensor::from_vector(es.rows, {n});
+    ReluSquaredMLP& expert = experts[le];
+    Tensor out = ops::linear(ops::relu2(es.mlp.pre), expert.down_proj.value);  // unweighted expert output
+    Tensor dacc_rows = ops::index_select(dacc, row_index);
+    std::vector<float> weights(n);
+    const float *pd = dacc_rows.data<float>(), *po = out.data<float>();
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t t = es.rows[r], j = es.slots[r];
+      weights[r] = w[t * k + j];
+      float dot = 0.0f;
+      for (int64_t c = 0; c < expert_dim; ++c) dot += pd[r * expert_dim + c] * po[r * expert_dim + c];
+      dw[t * k + j] = dot;
+    }
+    Tensor dout = ops::mul(dacc_rows, Tensor::from_vector(weights, {n, 1}));
+    ops::index_add_(dxl, row_index, expert.backward(dout, es.mlp));
+  }
+  if (fc1_latent_proj) {
+    dx = ops::add(dx, grad::linear_backward(s.x, dxl, *fc1_latent_proj, fc1_latent_bias ? &*fc1_latent_bias : nullptr));
+  } else {
+    dx = ops::add(dx, dxl);
+  }
+
+  // Routing weights -> scores -> logits. With renormalisation w_j = r·σ_j / Z, Z = Σ_m σ_m + 1e-20
+  // (over the chosen experts): dσ_j = r·(dw_j / Z − Σ_m dw_m σ_m / Z²); otherwise dσ_j = r·dw_j.
+  Tensor d_scores = Tensor::zeros({tokens, E}, DType::F32);
+  float* pds = d_scores.data<float>();
+  const float* ps = s.scores.data<float>();
+  const int64_t* idx = s.routing.indices.data<int64_t>();
+  const double r = settings.routed_scaling_factor;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t* it = idx + t * k;
+    if (settings.norm_topk_prob) {
+      double z = 1e-20, dot = 0.0;
+      for (int64_t j = 0; j < k; ++j) {
+        z += ps[t * E + it[j]];
+        dot += double(dw[t * k + j]) * ps[t * E + it[j]];
+      }
+      for (int64_t j = 0; j < k; ++j) pds[t * E + it[j]] += static_cast<float>(r * (dw[t * k + j] / z - dot / (z * z)));
+    } else {
+      for (int64_t j = 0; j < k; ++j) pds[t * E + it[j]] += static_cast<float>(r * dw[t * k + j]);
+    }
+  }
+  if (s.aux_grad != 0.0) seq_aux_loss(s.scores, s.batch, k, s.aux_grad, &d_scores);
+  // σ' = σ(1 − σ)
+  for (int64_t i = 0; i < tokens * E; ++i) pds[i] *= ps[i] * (1.0f - ps[i]);
+  dx = ops::add(dx, grad::linear_backward(s.x, d_scores, gate_weight));
+  return dx.view(dy_in.shape());
+}
+
+void MoE::update_expert_bias(double rate) {
+  const int64_t E = tokens_per_expert.numel();
+  int64_t* counts = tokens_per_expert.data<int64_t>();
+  double mean = 0.0;
+  for (int64_t e = 0; e < E; ++e) mean += double(counts[e]);
+  mean /= E;
+  float* bias = correction_bias.value.data<float>();
+  for (int64_t e = 0; e < E; ++e) {
+    const double offset = mean - double(counts[e]);
+    const float sign = offset > 0 ? 1.0f : (offset < 0 ? -1.0f : 0.0f);
+    bias[e] += sign * static_cast<float>(rate);
+    counts[e] = 0;
+  }
+}
 
 }  // namespace nemotron

@@ -21,6 +21,17 @@ struct Routing {
   Tensor weights;  // F32 [tokens, top_k], the un-biased scores, renormalised and scaled
 };
 
+// Megatron's sequence-level load-balancing loss (moe_router_load_balancing_type = "seq_aux_loss",
+// router.py _apply_seq_aux_loss + moe_utils.switch_load_balancing_loss_func), for sigmoid scores
+// [batch·seq, E] (rows b·seq + t). Per sequence b it normalises each token's scores,
+// p = σ / (Σ_e σ + 1e-20), picks the top_k of p (no correction bias, no group limit: Megatron's
+// compute_routing_scores_for_aux_loss), counts c[b,e] = tokens of b whose top_k contains e and
+//   loss = (1/batch) Σ_b Σ_e (Σ_t p[b,t,e]) · c[b,e] · E / (top_k · seq²)
+// (1.0 for a perfectly uniform routing). `d_scores`, when given ([batch·seq, E], F32), receives
+// grad_scale · d loss / d σ (the top-k counts are constants). Returns the loss (without coefficient).
+double seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale = 0.0,
+                    Tensor* d_scores = nullptr);
+
 // Routing from sigmoid scores [tokens, experts] (transformers' NemotronHTopkRouter): selection uses
 // scores + correction_bias; a group's score is the sum of its two best biased scores; only the
 // topk_group best groups may be chosen; the weights are the un-biased scores of the chosen experts,
@@ -41,7 +52,21 @@ class MoE : public Mixer {
   // groups (routed: expert-parallel × expert-tensor-parallel; shared: tensor-parallel), so a sharded
   // run reduces them separately; the plain sum is the output when all sizes are 1.
   Tensor forward(const Tensor& x) const override;
+  // Training: gradients flow through the chosen experts' routing weights (the un-biased scores,
+  // renormalised and scaled) into the router logits and gate.weight, never through the top-k choice;
+  // e_score_correction_bias gets none. With ctx.aux_loss_coeff > 0 the seq_aux_loss is added (value
+  // recorded in ctx.aux_losses, gradient into the router logits). Outside recomputation the tokens
+  // routed to each expert are added to tokens_per_expert.
+  Tensor forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, TrainContext& ctx) override;
+  Tensor backward(const Tensor& dy, const Saved& saved, TrainContext& ctx) override;
   std::vector<Param*> params() override;
+
+  // The expert-bias rule (Megatron moe_router_enable_expert_bias, moe_utils.get_updated_expert_bias):
+  //   e_score_correction_bias[e] += rate · sign(mean_e' load[e'] − load[e])
+  // with load = tokens_per_expert (sign(0) = 0), then the counts restart from zero. With several
+  // data/tensor/context-parallel ranks, all-reduce tokens_per_expert (sum) before calling this.
+  void update_expert_bias(double rate);
+  Tensor tokens_per_expert;  // I64 [n_routed_experts]: tokens routed to each expert (all experts, any rank)
 
   Routing route(const Tensor& x) const;  // x [..., H]: routing of every token
   // This rank's experts' weighted sum, projected back to the hidden size: [B, T, H]. Summed over the

@@ -1,6 +1,7 @@
 #include "model/mtp.h"
 
 #include "kernels/ops.h"
+#include "model/backward_ops.h"
 
 namespace nemotron {
 
@@ -28,6 +29,29 @@ Tensor MtpBlock::forward(const Tensor& h, const Tensor& next_embeddings) const {
   Tensor u = ops::linear(ops::cat({enorm.forward(next_embeddings), hnorm.forward(h)}, -1), eh_proj.value);
   for (const Block& b : layers) u = b.forward(u);
   return final_layernorm.forward(u);
+}
+
+Tensor MtpBlock::forward_train(const Tensor& h, const Tensor& next_embeddings, Activations& saved, TrainContext& ctx) {
+  saved.embeddings = next_embeddings;
+  saved.hidden = h;
+  saved.projected_in = ops::cat({enorm.forward(next_embeddings), hnorm.forward(h)}, -1);
+  Tensor u = ops::linear(saved.projected_in, eh_proj.value);
+  saved.layers.clear();
+  saved.layers.resize(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) u = layers[i].forward_train(u, saved.layers[i], ctx);
+  saved.final_in = u;
+  return final_layernorm.forward(u);
+}
+
+MtpBlock::InputGrads MtpBlock::backward(const Tensor& dout, Activations& saved, TrainContext& ctx) {
+  Tensor du = final_layernorm.backward(saved.final_in, dout);
+  for (size_t i = layers.size(); i-- > 0;) du = layers[i].backward(du, saved.layers[i], ctx);
+  Tensor dcat = grad::linear_backward(saved.projected_in, du, eh_proj);
+  const int64_t H = saved.hidden.size(-1);
+  InputGrads g;
+  g.dembeddings = enorm.backward(saved.embeddings, dcat.narrow(-1, 0, H).contiguous());
+  g.dh = hnorm.backward(saved.hidden, dcat.narrow(-1, H, H).contiguous());
+  return g;
 }
 
 std::vector<Param*> MtpBlock::params() {

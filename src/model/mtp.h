@@ -19,6 +19,21 @@ class MtpBlock {
   Tensor forward(const Tensor& h, const Tensor& next_embeddings) const;
   std::vector<Param*> params();
 
+  // Training. The saved activations of one application of the block (one per depth when the block
+  // is repeated).
+  struct Activations {
+    Tensor embeddings, hidden;  // enorm and hnorm inputs
+    Tensor projected_in;        // eh_proj input, concat(enorm(e), hnorm(h))
+    std::vector<BlockSaved> layers;
+    Tensor final_in;            // final_layernorm input
+  };
+  Tensor forward_train(const Tensor& h, const Tensor& next_embeddings, Activations& saved, TrainContext& ctx);
+  // dout = d(loss)/d(block output). Returns d(loss)/d(h) and d(loss)/d(next_embeddings).
+  struct InputGrads {
+    Tensor dh, dembeddings;
+  };
+  InputGrads backward(const Tensor& dout, Activations& saved, TrainContext& ctx);
+
   RMSNorm enorm, hnorm;
   Param eh_proj;  // [H, 2H], column-parallel over tensor-parallel ranks
   std::vector<Block> layers;

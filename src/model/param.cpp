@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/thread_pool.h"
 
 namespace nemotron {
 
@@ -58,6 +59,33 @@ void Param::load(const Tensor& full) {
            "tensor '{}' has dtype {}; an unquantized model needs F32, BF16, F16 or F64 weights", name, dtype_name(t));
   NT_CHECK(full.device().is_cpu(), "tensor '{}' is on {}; load weights from host memory", name, full.device().str());
   value = select_shard(full);
+}
+
+void Param::zero_grad() {
+  if (!requires_grad) return;
+  if (!grad.defined()) {
+    grad = Tensor::zeros(local_shape(), DType::F32);
+  } else {
+    grad.zero_();
+  }
+}
+
+Tensor& Param::grad_buffer() {
+  if (!grad.defined()) grad = Tensor::zeros(local_shape(), DType::F32);
+  return grad;
+}
+
+void Param::accumulate_grad(const Tensor& g_in) {
+  if (!requires_grad) return;
+  NT_CHECK(g_in.shape() == local_shape(), "gradient for '{}' has shape {}, expected {}", name, shape_str(g_in.shape()),
+           shape_str(local_shape()));
+  if (!grad.defined()) grad = Tensor::zeros(local_shape(), DType::F32);
+  Tensor g = g_in.to(DType::F32).contiguous();
+  float* dst = grad.data<float>();
+  const float* src = g.data<float>();
+  parallel_for(g.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dst[i] += src[i];
+  });
 }
 
 void load_params(const std::vector<Param*>& params, const WeightMap& weights, const std::string& source,

@@ -23,6 +23,11 @@ struct Param {
   int shard_dim = -1;         // -1: this rank holds the whole tensor
   std::vector<Range> ranges;  // parts of shard_dim held here, concatenated in this order
   Tensor value;               // F32, local_shape(); undefined until loaded
+  // d(loss)/d(value), F32 of local_shape(), accumulated across micro-batches by the layers' backward
+  // passes. Undefined until the first backward or zero_grad(). Parameters that are not trained (the
+  // router's e_score_correction_bias, changed by the expert-bias rule instead) never get one.
+  Tensor grad;
+  bool requires_grad = true;
 
   // A replicated parameter.
   static Param whole(std::string name, Shape full_shape);
@@ -35,6 +40,14 @@ struct Param {
   Tensor select_shard(const Tensor& full) const;
   // Loads value from the whole HF tensor, checking its shape and dtype.
   void load(const Tensor& full);
+
+  // grad += g (g: local_shape(), any float dtype); allocates a zero grad first when there is none.
+  // Does nothing for a parameter that does not require a gradient.
+  void accumulate_grad(const Tensor& g);
+  // Sets grad to zeros (allocating it) when the parameter requires a gradient.
+  void zero_grad();
+  // grad, allocated as zeros when there is none yet (for in-place accumulation such as scatter-adds).
+  Tensor& grad_buffer();
 };
 
 // Loads every parameter from `weights`. Errors name the tensor: missing, wrong shape (expected and
