@@ -12,7 +12,6 @@ Command convert_command();
 Command roundtrip_command();
 Command compare_command();
 Command generate_command();
-Command generate_command();
 Command pretrain_command();
 
 const std::vector<Command>& all_commands() {
@@ -23,7 +22,6 @@ const std::vector<Command>& all_commands() {
       convert_command(),
       roundtrip_command(),
       compare_command(),
-      generate_command(),
       generate_command(),
       pretrain_command(),
   };
