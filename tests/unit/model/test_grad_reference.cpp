@@ -1,0 +1,90 @@
+// Parameter gradients against PyTorch autograd: the fixtures' grads*.safetensors files (made by
+// tools/make_model_reference.py) hold the loss and every parameter's gradient for a batch, computed
+// in float64 by transformers (plain next-token loss) or by tools/nemotron_h_plain.py (loss mask,
+// Megatron's MTP loss and seq_aux_loss).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+
+#include "io/safetensors.h"
+#include "model/hf_model.h"
+#include "test_util.h"
+
+using namespace nemotron;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // ||ours − reference|| / ||reference|| per tensor
+
+std::string fixture_dir(const std::string& name) {
+  const char* override_dir = std::getenv("NEMOTRON_MODEL_FIXTURES");
+  return (override_dir ? std::string(override_dir) : std::string(NEMOTRON_TEST_DATA) + "/models") + "/" + name;
+}
+
+double rel_norm_err(const Tensor& ours, const Tensor& ref) {
+  std::vector<float> a = ours.to_f32_vector(), b = ref.to_f32_vector();
+  if (a.size() != b.size()) return INFINITY;
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    norm += double(b[i]) * b[i];
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+double meta_number(const io::SafetensorsFile& f, const std::string& key) { return std::stod(f.metadata().at(key)); }
+
+// Compares every gradient in `files` (by parameter name) with the model's; every trainable
+// parameter must be covered. Returns the worst relative error.
+double compare_grads(HybridModel& model, const std::vector<io::SafetensorsFile*>& files, const std::string& what) {
+  double worst = 0;
+  std::string worst_name;
+  size_t compared = 0;
+  for (Param* p : model.params()) {
+    if (!p->requires_grad) continue;
+    const io::SafetensorsFile* file = nullptr;
+    for (const io::SafetensorsFile* f : files)
+      if (f->contains(p->name)) file = f;
+    EXPECT_TRUE(file) << what << ": no reference gradient for " << p->name;
+    if (!file) continue;
+    const double err = rel_norm_err(p->grad, file->tensor(p->name));
+    EXPECT_LT(err, kTolerance) << what << ": " << p->name;
+    if (err > worst) {
+      worst = err;
+      worst_name = p->name;
+    }
+    ++compared;
+  }
+  std::cout << "  " << what << ": " << compared << " gradients, worst ||ours - ref|| / ||ref|| = " << worst << " ("
+            << worst_name << ")\n";
+  return worst;
+}
+
+}  // namespace
+
+TEST(GradReference, NextTokenLossMatchesTransformersAutograd) {
+  // tiny_hybrid_legacy: all four mixer kinds, plain MoE; loss = mean CE over the B·(T−1) positions
+  // that have a next token, i.e. labels = tokens shifted left and the last position masked.
+  const std::string dir = fixture_dir("tiny_hybrid_legacy");
+  io::SafetensorsFile ref = io::SafetensorsFile::open(dir + "/grads.safetensors");
+  HybridModel model = load_hf_model(dir);
+  Tensor ids = ref.tensor("input_ids");
+  const int64_t B = ids.size(0), T = ids.size(1);
+  std::vector<int64_t> tokens = ids.to_i64_vector(), labels(B * T, 0);
+  std::vector<float> mask(B * T, 1.0f);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t + 1 < T; ++t) labels[b * T + t] = tokens[b * T + t + 1];
+    mask[b * T + T - 1] = 0.0f;
+  }
+  TrainBatch batch{ids, Tensor::from_vector(labels, {B, T}), Tensor::from_vector(mask, {B, T})};
+  model.zero_grad();
+  LossReport r = model.forward_backward(batch, {});
+  const double loss = meta_number(ref, "loss");
+  std::cout << "  tiny_hybrid_legacy loss " << r.lm_loss << " reference " << loss << "\n";
+  EXPECT_NEAR(r.lm_loss, loss, 1e-5 * loss);
+  EXPECT_EQ(r.tokens, B * (T - 1));
+  EXPECT_EQ(r.total, r.lm_loss);
+  compare_grads(model, {&ref}, "tiny_hybrid_legacy");
+}
