@@ -73,6 +73,9 @@ std::string ids_json(const Ids& ids) {
 generate::SamplingParams sampling_from_args(const Args& args) {
   generate::SamplingParams p;
   const double temperature = args.get_double("temperature", 1.0);
+  NT_CHECK(temperature >= 0, "--temperature must be >= 0 (0: greedy), got {}", temperature);
+  NT_CHECK(!(args.flag("do-sample") && args.has("temperature") && temperature == 0),
+           "--do-sample with --temperature 0: temperature 0 means greedy decoding; give a temperature > 0");
   p.do_sample = args.flag("do-sample") || (args.has("temperature") && temperature > 0);
   if (!p.do_sample) {
     for (const char* flag : {"top-k", "top-p", "min-p", "seed"})
@@ -81,7 +84,6 @@ generate::SamplingParams sampling_from_args(const Args& args) {
                flag);
   }
   p.temperature = args.has("temperature") && temperature > 0 ? temperature : 1.0;
-  NT_CHECK(temperature >= 0, "--temperature must be >= 0 (0: greedy), got {}", temperature);
   p.top_k = args.get_int("top-k", 0);
   p.top_p = args.get_double("top-p", 1.0);
   p.min_p = args.get_double("min-p", 0.0);

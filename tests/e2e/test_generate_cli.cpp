@@ -181,6 +181,8 @@ TEST(GenerateCli, BadInputsAreClearErrors) {
       {base + " --input-ids 1,2 --top-p 0.5", "only applies when sampling"},
       {base + " --input-ids 1,2 --temperature 1 --top-p 0", "top-p must be in (0, 1]"},
       {base + " --input-ids 1,2 --max-new-tokens -1", "max-new-tokens must be >= 0"},
+      {base + " --input-ids 1,2 --do-sample --temperature 0", "temperature 0 means greedy"},
+      {base + " --input-ids 1,2 --temperature -1", "--temperature must be >= 0"},
       {base + " --input-ids 1,2 --stop x", "needs a tokenizer"},
       {base + " --input-ids 1,2 --tp 2", "one process"},
       {"generate --input-ids 1,2", "give the model"},
