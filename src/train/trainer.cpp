@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -180,6 +181,20 @@ bool has_checkpoint(const std::optional<std::string>& path) {
          io::path_exists(io::join_path(*path, "metadata.json"));
 }
 
+// fp32 weights, gradients and two AdamW moments: 16 bytes a parameter before any activation. A model
+// that cannot fit is an error up front rather than the kernel's OOM killer half-way through init.
+void check_fits_in_memory(HybridModel& model) {
+  double params = 0;
+  for (Param* p : model.params()) params += static_cast<double>(shape_numel(p->local_shape()));
+  double need = 16.0 * params;
+  double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  NT_CHECK(need < 0.9 * have,
+           "the model has {:.3g} billion parameters: training it in fp32 on the CPU needs {:.1f} GiB for weights, "
+           "gradients and optimizer state, and this machine has {:.1f} GiB. CPU training is for small models; "
+           "shrink the model (e.g. the tiny recipe) or train on GPUs",
+           params / 1e9, need / (1 << 30), have / (1 << 30));
+}
+
 // ---------------------------------------------------------------- evaluation
 
 double evaluate(HybridModel& model, const data::SampleDataset& ds, int64_t& consumed, int64_t batches, int64_t gbs,
@@ -234,6 +249,7 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
     with_vocab.model.vocab_size = vocab.model_vocab;
     hf_config = hf_config_from_run_config(with_vocab);
     model = std::make_unique<HybridModel>(ModelConfig::from_json(hf_config, "the run config's model section"));
+    check_fits_in_memory(*model);
     init_parameters(*model, static_cast<uint64_t>(cfg.rng.seed), cfg.model.init_method_std);
   }
   NT_CHECK(model->config.vocab_size >= vocab.info.vocab_size,
