@@ -23,13 +23,23 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-import transformers
-from safetensors import safe_open
-from safetensors.torch import save_file
-from transformers import NemotronHConfig, NemotronHForCausalLM
-from transformers.models.nemotron_h.modeling_nemotron_h import (
+# Reproducible bytes on any x86-64 machine. transformers' float64 model still rounds to float32 in
+# places (RMSNorm, SSD, router, ...), so tiny differences in float64 results show in the references.
+# Two CPU-dependent choices made them differ between machines: the SIMD code path torch's own
+# kernels take (AVX2 / AVX-512), and the code path MKL takes for its float64 GEMMs (on an AMD CPU a
+# generic path that no MKL_CBWR setting selects on an Intel CPU). Pin both before torch is imported:
+# torch's kernels to AVX2, MKL to its conditional-numerical-reproducibility COMPATIBLE mode, which
+# gives the same bits on every x86-64 CPU.
+os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+os.environ["MKL_CBWR"] = "COMPATIBLE,STRICT"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from transformers import NemotronHConfig, NemotronHForCausalLM  # noqa: E402
+from transformers.models.nemotron_h.modeling_nemotron_h import (  # noqa: E402
     NemotronHBlock,
     NemotronHMamba2Mixer,
     NemotronHRMSNorm,
@@ -41,8 +51,10 @@ import nemotron_h_plain as plain  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 TRANSFORMERS_DT_FLOOR = 1e-3  # transformers clamps softplus(dt) at config.time_step_min (= 1e-3 here)
 MIN_ROUTING_MARGIN = 3e-4     # inputs are redrawn until every top-k choice is at least this clear
+MIN_AUX_MARGIN = 1e-5         # ... and every top-k of the aux loss's normalised scores (~1/E each)
 MAX_REFERENCE_ERROR = 1e-5    # ... and until transformers agrees this well with pure float64
-MAX_FIXTURE_BYTES = 300 * 1024
+MAX_FILE_BYTES = 300 * 1024
+MAX_FIXTURE_BYTES = 1024 * 1024
 
 # Canonical configs use transformers' current key names; `write_config` renders them in the
 # fixture's config.json style. `pattern` / `mtp_pattern` are the hybrid pattern strings.
@@ -74,6 +86,11 @@ FIXTURES = [
         "batch": 2, "seq_len": 19,
         "shards": 2, "mtp_depths": 2, "grads": False, "dt_floor_reference": False,
         "dt_bias": "around_minus_one",
+        # Megatron training objectives (nemotron_h_plain.megatron_training_loss), float64 autograd.
+        "train_grads": [
+            {"name": "grads_mtp", "mtp_depths": 2, "mtp_loss_scaling_factor": 0.3, "moe_aux_loss_coeff": 0.0},
+            {"name": "grads_mtp_aux", "mtp_depths": 2, "mtp_loss_scaling_factor": 0.3, "moe_aux_loss_coeff": 0.05},
+        ],
         "config": dict(
             pattern="MEM*E", mtp_pattern="*E", num_nextn_predict_layers=1,
             vocab_size=128, hidden_size=32,
@@ -95,6 +112,9 @@ FIXTURES = [
         "batch": 2, "seq_len": 35,
         "shards": 1, "mtp_depths": 0, "grads": False, "dt_floor_reference": True,
         "dt_bias": "mixed_with_tiny_dt",
+        "train_grads": [
+            {"name": "grads_aux", "mtp_depths": 0, "mtp_loss_scaling_factor": 0.0, "moe_aux_loss_coeff": 0.05},
+        ],
         "config": dict(
             pattern="M-M*EM-", vocab_size=128, hidden_size=32,
             num_attention_heads=6, num_key_value_heads=3, head_dim=8,
@@ -626,7 +646,111 @@ def make_fixture(fixture, out_root):
             grads="param.grad of the transformers float64 model (internal float32 casts)",
             loss_definition="mean over b, t<T-1 of cross_entropy(logits[b,t], input_ids[b,t+1]); float64 logits"))
 
+    for index, setting in enumerate(fixture.get("train_grads", [])):
+        report[setting["name"]] = make_training_grads(fixture, index, setting, params, pcfg, model, meta, directory)
+
     verify_written(fixture, directory, reference, report)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Megatron training objectives: gradients of masked CE + MTP + seq_aux_loss
+# --------------------------------------------------------------------------------------------
+
+def draw_training_batch(fixture, index, params, pcfg, setting):
+    """A training micro-batch (tokens, labels = tokens shifted left plus one more token, a loss mask
+    with about a quarter zeros, label -1 at the masked positions of row 0), redrawn until every
+    routing decision of the step (decoder, full-length MTP depths, the aux loss's top-k) is clear of
+    a tie. Returns (tokens, labels, loss_mask, attempt, margins)."""
+    vocab, batch, seq = fixture["config"]["vocab_size"], fixture["batch"], fixture["seq_len"]
+    for attempt in range(200):
+        rng = np.random.RandomState(fixture["seed"] * 1000 + 700 + 50 * index + attempt)
+        stream = rng.randint(0, vocab, size=(batch, seq + 1)).astype(np.int64)
+        tokens, labels = torch.from_numpy(stream[:, :-1].copy()), torch.from_numpy(stream[:, 1:].copy())
+        mask = torch.from_numpy((rng.uniform(size=(batch, seq)) > 0.25).astype(np.float32))
+        mask[0, 0] = mask[batch - 1, seq - 1] = 0.0  # both ends of the batch, for the MTP rolling
+        labels[0][mask[0] == 0] = -1                 # masked positions may hold any label
+        with torch.no_grad():
+            out = plain.megatron_training_loss(params, pcfg, tokens, labels, mask, setting["mtp_depths"],
+                                               setting["mtp_loss_scaling_factor"], setting["moe_aux_loss_coeff"])
+        if out["routing_margin"] >= MIN_ROUTING_MARGIN and out["aux_margin"] >= MIN_AUX_MARGIN:
+            return tokens, labels, mask, attempt, (out["routing_margin"], out["aux_margin"])
+    raise RuntimeError(f"{fixture['name']} {setting['name']}: no well-conditioned training batch found")
+
+
+def plain_training_grads(params, pcfg, tokens, labels, mask, setting):
+    leaves = {k: v.clone().requires_grad_(not k.endswith("e_score_correction_bias")) for k, v in params.items()}
+    out = plain.megatron_training_loss(leaves, pcfg, tokens, labels, mask, setting["mtp_depths"],
+                                       setting["mtp_loss_scaling_factor"], setting["moe_aux_loss_coeff"])
+    out["total"].backward()
+    return out, {k: v.grad for k, v in leaves.items() if v.grad is not None}
+
+
+def hf_masked_lm_grads(model, tokens, labels, mask):
+    """transformers autograd of the masked main-model loss alone (float64 logits), by checkpoint name."""
+    model.zero_grad(set_to_none=True)
+    final = model.model(input_ids=tokens, use_cache=False).last_hidden_state
+    plain.masked_cross_entropy(model.lm_head(final), labels, mask).backward()
+    grads = {}
+    for name, param in model.named_parameters():
+        ck = "backbone." + name[len("model."):] if name.startswith("model.") else name
+        if ck.endswith(("experts.up_proj", "experts.down_proj")):
+            base, proj = ck.rsplit(".", 1)
+            for e in range(param.shape[0]):
+                grads[f"{base}.{e}.{proj}.weight"] = param.grad[e]
+        else:
+            grads[ck] = param.grad
+    return grads
+
+
+def max_grad_diff(a, b):
+    """max over tensors of max |a - b| / max |b|."""
+    return max(((a[k] - b[k]).abs().max() / b[k].abs().max()).item() for k in b)
+
+
+def make_training_grads(fixture, index, setting, params, pcfg, model, meta, directory):
+    report = {}
+    tokens, labels, mask, report["batch_attempt"], report["margins"] = draw_training_batch(
+        fixture, index, params, pcfg, setting)
+    out, grads = plain_training_grads(params, pcfg, tokens, labels, mask, setting)
+    assert set(grads) == {k for k in params if not k.endswith("e_score_correction_bias")}
+
+    # The main-model part against transformers' autograd (the MTP and aux terms exist only here).
+    lm_only = dict(setting, mtp_depths=0, moe_aux_loss_coeff=0.0)
+    _, plain_lm = plain_training_grads(params, pcfg, tokens, labels, mask, lm_only)
+    hf_lm = hf_masked_lm_grads(model, tokens, labels, mask)
+    report["lm_grads_plain_vs_hf"] = max_grad_diff(hf_lm, plain_lm)
+    assert report["lm_grads_plain_vs_hf"] < 1e-4, report
+    # Each extra term must move the gradients well beyond the C++ tests' 1e-4 tolerance.
+    for term, changed in (("mtp", dict(setting, mtp_depths=0)), ("aux", dict(setting, moe_aux_loss_coeff=0.0))):
+        if setting["mtp_depths" if term == "mtp" else "moe_aux_loss_coeff"]:
+            _, without = plain_training_grads(params, pcfg, tokens, labels, mask, changed)
+            effect = {k: ((grads[k] - without[k]).norm() / grads[k].norm()).item() for k in without}
+            report[f"{term}_effect_median"] = float(np.median(list(effect.values())))
+            report[f"{term}_effect_gate_min"] = min(v for k, v in effect.items() if k.endswith("gate.weight"))
+            assert report[f"{term}_effect_gate_min"] > 1e-2, report
+
+    losses = {"lm": out["lm"].item(), "total": out["total"].item(),
+              "aux": sum(a.item() for a in out["aux"]), "mtp": [m.item() for m in out["mtp"]]}
+    report["losses"] = losses
+    main_file = {k: to_f32(v) for k, v in grads.items() if not k.startswith("mtp.")}
+    main_file.update(input_ids=tokens, labels=labels, loss_mask=mask.contiguous())
+    file_meta = {k: v for k, v in meta.items() if k not in ("logits", "float64_crosscheck", "mtp_logits", "mtp_depths")}
+    file_meta.update(
+        grads="autograd through tools/nemotron_h_plain.py megatron_training_loss, float64",
+        loss_definition=("lm + mtp_loss_scaling_factor / mtp_depths * sum_k mtp_k + aux; lm = sum(CE * loss_mask) / "
+                         "max(sum(loss_mask), 1) with labels; mtp_k the same from MTP depth k with tokens, labels and "
+                         "loss_mask rolled left k (tail 0); aux = sum over MoE layers of Megatron seq_aux_loss "
+                         "(coefficient included, MTP layers / mtp_depths)"),
+        mtp_depths=str(setting["mtp_depths"]), mtp_loss_scaling_factor=repr(setting["mtp_loss_scaling_factor"]),
+        moe_aux_loss_coeff=repr(setting["moe_aux_loss_coeff"]),
+        loss_lm=repr(losses["lm"]), loss_aux=repr(losses["aux"]), loss_total=repr(losses["total"]),
+        loss_mtp=",".join(repr(m) for m in losses["mtp"]),
+        lm_grads_crosscheck=f"{report['lm_grads_plain_vs_hf']:.2e}")
+    save_safetensors(main_file, directory / f"{setting['name']}.safetensors", file_meta)
+    mtp_file = {k: to_f32(v) for k, v in grads.items() if k.startswith("mtp.")}
+    if mtp_file:  # the mtp.* gradients in their own file keeps each file under 300 KB
+        save_safetensors(mtp_file, directory / f"{setting['name']}.mtp.safetensors", file_meta)
     return report
 
 
@@ -636,6 +760,7 @@ def verify_written(fixture, directory, reference, report):
     report["files"] = {f: (directory / f).stat().st_size for f in files}
     report["sha256"] = {f: file_sha(directory / f) for f in files}
     report["total_bytes"] = sum(report["files"].values())
+    assert all(size < MAX_FILE_BYTES for size in report["files"].values()), report["files"]
     assert report["total_bytes"] < MAX_FIXTURE_BYTES, report["total_bytes"]
 
     # dtypes: BF16 everywhere except the router correction bias (F32)

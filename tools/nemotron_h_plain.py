@@ -1,9 +1,12 @@
 """Plain float64 NemotronH forward pass, written from spec/model.md §3 — independent of transformers.
 
-Used by make_model_reference.py for two things:
+Used by make_model_reference.py for three things:
   1. a cross-check of the transformers reference (main-model logits, per-layer hidden states,
      routing decisions, gradients), so the committed numbers are confirmed by two implementations;
-  2. the MTP logits (spec §3.11), which transformers does not compute at all (it ignores `mtp.*`).
+  2. the MTP logits (spec §3.11), which transformers does not compute at all (it ignores `mtp.*`);
+  3. Megatron's training objective (`megatron_training_loss`): masked next-token cross-entropy, the
+     MTP loss per depth and the MoE seq_aux_loss, whose float64 autograd gradients are the
+     references of the C++ backward passes.
 
 Parameters are read from a dict in the CHECKPOINT naming (`backbone.*`, per-expert 2-D tensors,
 `mtp.*`), i.e. exactly the tensors written to the fixture's safetensors files. Everything is
@@ -146,6 +149,7 @@ def moe_mixer(x, p, cfg, record):
     batch, seq, hidden = x.shape
     x2d = x.reshape(-1, hidden)
     idx, weights, margin = route(x2d, p, cfg)
+    router_logits = x2d @ p["gate.weight"].T  # the same logits route() takes the sigmoid of
     latent = x2d @ p["fc1_latent_proj.weight"].T if cfg.get("moe_latent_size") else x2d
     acc = torch.zeros_like(latent)
     for e in range(cfg["n_routed_experts"]):
@@ -156,7 +160,8 @@ def moe_mixer(x, p, cfg, record):
         acc = acc.index_add(0, tok, h * weights[tok, slot, None])
     routed = acc @ p["fc2_latent_proj.weight"].T if cfg.get("moe_latent_size") else acc
     shared = relu2(x2d @ p["shared_experts.up_proj.weight"].T) @ p["shared_experts.down_proj.weight"].T
-    record.append({"kind": "moe", "topk_idx": idx.sort(dim=-1).values, "margin": margin, "input": x2d.detach()})
+    record.append({"kind": "moe", "topk_idx": idx.sort(dim=-1).values, "margin": margin, "input": x2d.detach(),
+                   "router_logits": router_logits.reshape(batch, seq, -1)})
     return (routed + shared).reshape(batch, seq, hidden)
 
 
@@ -226,3 +231,119 @@ def next_token_loss(logits, input_ids):
     """Mean cross-entropy of predicting input_ids[:, t+1] from logits[:, t], t = 0..T-2."""
     vocab = logits.shape[-1]
     return F.cross_entropy(logits[:, :-1].reshape(-1, vocab), input_ids[:, 1:].reshape(-1), reduction="mean")
+
+
+# --------------------------------------------------------------------------------------------
+# Megatron's training objective
+# --------------------------------------------------------------------------------------------
+
+def roll_left(tensor, k, fill=0):
+    """Megatron roll_tensor(shifts=-1, dims=-1) applied k times: position t takes t + k, the last k
+    positions get `fill` (0 for token ids, labels and loss masks)."""
+    out = torch.full_like(tensor, fill)
+    out[:, :tensor.shape[1] - k] = tensor[:, k:]
+    return out
+
+
+def mtp_forward_megatron(params, cfg, input_ids, final_hidden, depths):
+    """The MTP block as Megatron TRAINS it: every depth runs on all T positions, with the input ids
+    rolled left k times (the tail filled with token 0) and the previous depth's full-length output as
+    hidden state (MultiTokenPredictionLayer._get_embeddings / roll_tensor). Causal attention makes the
+    first T-k positions equal mtp_forward's; the tail positions still take part in the MoE
+    load-balancing loss and receive its gradient. One physical block (pattern "*E") is reused."""
+    assert cfg["mtp_pattern"] == "*E", "only the released MTP pattern '*E' is implemented"
+    eps = cfg["layer_norm_epsilon"]
+    embed = params["backbone.embeddings.weight"]
+    p0, p1 = sub_params(params, "mtp.layers.0."), sub_params(params, "mtp.layers.1.")
+    h_prev, out = final_hidden, []
+    for k in range(1, depths + 1):
+        tokens = roll_left(input_ids, k)
+        u = torch.cat([rms_norm(embed[tokens], p0["enorm.weight"], eps),
+                       rms_norm(h_prev, p0["hnorm.weight"], eps)], dim=-1) @ p0["eh_proj.weight"].T
+        u = u + attention_mixer(rms_norm(u, p0["norm.weight"], eps), sub_params(p0, "mixer."), cfg)
+        record = []
+        u = u + moe_mixer(rms_norm(u, p1["norm.weight"], eps), sub_params(p1, "mixer."), cfg, record)
+        g = rms_norm(u, p1["final_layernorm.weight"], eps)
+        out.append({"hidden": g, "records": record})
+        h_prev = g
+    return out
+
+
+def megatron_seq_aux_loss(router_logits, top_k, coeff):
+    """Megatron-Core's sequence-level load-balancing loss for one MoE layer (TopKRouter with
+    moe_router_load_balancing_type="seq_aux_loss", score function sigmoid), transcribed from
+    router.py _apply_seq_aux_loss and moe_utils.py (compute_routing_scores_for_aux_loss,
+    get_tokens_per_expert_and_token_count, switch_load_balancing_loss_func), one rank, no padding
+    mask. router_logits: [B, T, E] in our batch-first layout; Megatron's activations are [S, B, ...],
+    so the tokens are first put in its [S·B] order."""
+    batch, seq, num_experts = router_logits.shape
+    logits = router_logits.transpose(0, 1).reshape(seq * batch, num_experts)  # Megatron token order
+    # compute_routing_scores_for_aux_loss: normalised sigmoid scores, their top-k (no expert bias,
+    # no group limit)
+    scores = torch.sigmoid(logits)
+    scores = scores / (scores.sum(dim=-1, keepdim=True) + 1e-20)
+    top_indices = torch.topk(scores, k=top_k, dim=1).indices
+    routing_map = torch.zeros_like(logits).int().scatter(1, top_indices, 1).bool()
+    # _apply_seq_aux_loss: the batch folded into the expert dimension
+    scores = scores.reshape(seq, -1)
+    routing_map = routing_map.reshape(seq, -1)
+    tokens_per_expert = routing_map.sum(dim=0)  # get_tokens_per_expert_and_token_count
+    total_num_tokens = routing_map.shape[0]
+    # switch_load_balancing_loss_func
+    aggregated_probs_per_expert = scores.sum(dim=0)
+    aux_loss = torch.sum(aggregated_probs_per_expert * tokens_per_expert) * (
+        num_experts * coeff / (top_k * total_num_tokens * total_num_tokens))
+    return aux_loss / batch
+
+
+def aux_topk_margin(router_logits, top_k):
+    """Smallest gap between the k-th and (k+1)-th normalised score of any token: how far the aux
+    loss's top-k choice is from a tie."""
+    scores = torch.sigmoid(router_logits.detach())
+    scores = scores / (scores.sum(dim=-1, keepdim=True) + 1e-20)
+    ranked = scores.sort(dim=-1, descending=True).values
+    return (ranked[..., top_k - 1] - ranked[..., top_k]).min().item()
+
+
+def masked_cross_entropy(logits, labels, loss_mask):
+    """sum(CE · mask) / max(sum(mask), 1) (Megatron's masked per-token mean; positions of mask 0 may
+    hold any label)."""
+    vocab = logits.shape[-1]
+    logp = torch.log_softmax(logits.reshape(-1, vocab), dim=-1)
+    ce = -logp.gather(1, labels.reshape(-1, 1).clamp(min=0)).squeeze(1)
+    mask = loss_mask.reshape(-1).to(logits.dtype)
+    return (ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def megatron_training_loss(params, cfg, tokens, labels, loss_mask, mtp_depths=0, mtp_scaling_factor=0.0,
+                           aux_coeff=0.0):
+    """Megatron's training objective for one micro-batch (what the C++ forward_backward's gradient is
+    of): total = lm + (mtp_scaling_factor / D) · Σ_k mtp_k + Σ_MoE layers aux, where
+      lm     = masked_cross_entropy(main logits, labels, loss_mask);
+      mtp_k  = masked_cross_entropy(depth-k logits, labels rolled left k, loss_mask rolled left k)
+               (process_mtp_loss; the depth-k logits come from mtp_forward_megatron);
+      aux    = megatron_seq_aux_loss(router logits, top_k, aux_coeff), for the decoder's MoE layers
+               and, divided by D (a repeated MTP layer, router.py), for the MTP block's MoE layer at
+               every depth.
+    Returns a dict with the loss terms (tensors) and the routing margins (expert choice, aux top-k)."""
+    main = forward(params, cfg, tokens, 0.0)
+    lm_head = params["lm_head.weight"]
+    out = {"lm": masked_cross_entropy(main["logits"], labels, loss_mask), "mtp": [], "aux": [],
+           "routing_margin": float("inf"), "aux_margin": float("inf")}
+    moe_records = [(r, 1.0) for r in main["records"] if r["kind"] == "moe"]
+    if mtp_depths:
+        for k, depth in enumerate(mtp_forward_megatron(params, cfg, tokens, main["final_hidden"], mtp_depths), 1):
+            out["mtp"].append(masked_cross_entropy(depth["hidden"] @ lm_head.T, roll_left(labels, k),
+                                                   roll_left(loss_mask, k)))
+            moe_records += [(r, 1.0 / mtp_depths) for r in depth["records"]]
+    top_k = cfg["num_experts_per_tok"]
+    for record, weight in moe_records:
+        out["routing_margin"] = min(out["routing_margin"], record["margin"])
+        out["aux_margin"] = min(out["aux_margin"], aux_topk_margin(record["router_logits"], top_k))
+        if aux_coeff:
+            out["aux"].append(weight * megatron_seq_aux_loss(record["router_logits"], top_k, aux_coeff))
+    total = out["lm"] + sum(out["aux"], torch.zeros((), dtype=main["logits"].dtype))
+    if mtp_depths:
+        total = total + mtp_scaling_factor / mtp_depths * sum(out["mtp"])
+    out["total"] = total
+    return out

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "io/safetensors.h"
@@ -88,3 +89,77 @@ TEST(GradReference, NextTokenLossMatchesTransformersAutograd) {
   EXPECT_EQ(r.total, r.lm_loss);
   compare_grads(model, {&ref}, "tiny_hybrid_legacy");
 }
+
+namespace {
+
+struct TrainingCase {
+  std::string fixture, file;
+};
+
+std::vector<double> split_numbers(const std::string& s) {
+  std::vector<double> out;
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t comma = s.find(',', at);
+    if (comma == std::string::npos) comma = s.size();
+    out.push_back(std::stod(s.substr(at, comma - at)));
+    at = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+class TrainingGradReference : public ::testing::TestWithParam<TrainingCase> {};
+
+TEST_P(TrainingGradReference, LossesAndGradientsMatchFloat64Autograd) {
+  const TrainingCase& c = GetParam();
+  const std::string dir = fixture_dir(c.fixture);
+  io::SafetensorsFile ref = io::SafetensorsFile::open(dir + "/" + c.file + ".safetensors");
+  std::vector<io::SafetensorsFile> extra;
+  std::vector<io::SafetensorsFile*> files = {&ref};
+  const std::string mtp_path = dir + "/" + c.file + ".mtp.safetensors";
+  if (std::filesystem::exists(mtp_path)) {
+    extra.push_back(io::SafetensorsFile::open(mtp_path));
+    files.push_back(&extra.back());
+  }
+  HybridModel model = load_hf_model(dir);
+  TrainBatch batch{ref.tensor("input_ids"), ref.tensor("labels"), ref.tensor("loss_mask")};
+  TrainOptions options;
+  options.mtp_depths = std::stoll(ref.metadata().at("mtp_depths"));
+  options.mtp_loss_scaling_factor = meta_number(ref, "mtp_loss_scaling_factor");
+  options.moe_aux_loss_coeff = meta_number(ref, "moe_aux_loss_coeff");
+  model.zero_grad();
+  LossReport r = model.forward_backward(batch, options);
+
+  const std::string what = c.fixture + " " + c.file;
+  std::cout << "  " << what << ": lm " << r.lm_loss << " aux " << r.aux_loss << " total " << r.total << " (reference "
+            << meta_number(ref, "loss_total") << ")\n";
+  EXPECT_NEAR(r.lm_loss, meta_number(ref, "loss_lm"), 1e-5 * r.lm_loss);
+  EXPECT_NEAR(r.aux_loss, meta_number(ref, "loss_aux"), 1e-5 * std::max(r.aux_loss, 1e-3));
+  EXPECT_NEAR(r.total, meta_number(ref, "loss_total"), 1e-5 * r.total);
+  std::vector<double> mtp = options.mtp_depths ? split_numbers(ref.metadata().at("loss_mtp")) : std::vector<double>{};
+  ASSERT_EQ(r.mtp_loss.size(), mtp.size());
+  for (size_t k = 0; k < mtp.size(); ++k) EXPECT_NEAR(r.mtp_loss[k], mtp[k], 1e-5 * mtp[k]) << "depth " << k + 1;
+  std::vector<float> mask = batch.loss_mask.to_f32_vector();
+  int64_t nonzero = 0;
+  for (float m : mask) nonzero += m != 0;
+  EXPECT_EQ(r.tokens, nonzero);
+  EXPECT_LT(nonzero, batch.loss_mask.numel());  // the fixture's mask has zeros
+  compare_grads(model, files, what);
+
+  // evaluate() gives the same losses without the aux term and without touching the gradients.
+  Tensor before = model.lm_head.grad.clone();
+  LossReport e = model.evaluate(batch, options);
+  EXPECT_NEAR(e.lm_loss, r.lm_loss, 1e-6 * r.lm_loss);
+  for (size_t k = 0; k < mtp.size(); ++k) EXPECT_NEAR(e.mtp_loss[k], r.mtp_loss[k], 1e-6 * mtp[k]);
+  EXPECT_EQ(e.aux_loss, 0.0);
+  EXPECT_NEAR(e.total, r.total - r.aux_loss, 1e-6 * r.total);
+  EXPECT_EQ(test::max_rel_diff(model.lm_head.grad, before), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrainingGradReference,
+                         ::testing::Values(TrainingCase{"tiny_super_mtp", "grads_mtp"},
+                                           TrainingCase{"tiny_super_mtp", "grads_mtp_aux"},
+                                           TrainingCase{"tiny_hybrid_newcfg", "grads_aux"}),
+                         [](const auto& info) { return info.param.fixture + "_" + info.param.file; });
