@@ -234,8 +234,10 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   std::vector<MtpBlock::Activations> mtp_saved(D);
   std::vector<Tensor> mtp_out(D), mtp_ids(D);
   std::vector<int64_t> ids = batch.ids.to_i64_vector();
-  // Megatron scales a repeated MTP layer's aux loss by 1/D (router.py attach_and_log_load_balancing_loss).
-  ctx.aux_loss_weight = mtp.size() == 1 ? 1.0 / double(std::max<int64_t>(D, 1)) : 1.0;
+  // Megatron scales a repeated MTP layer's aux loss by 1/D (router.py attach_and_log_load_balancing_loss);
+  // the weight applies in the MTP blocks' forward and in their recomputation during the backward.
+  const double mtp_aux_weight = mtp.size() == 1 ? 1.0 / double(std::max<int64_t>(D, 1)) : 1.0;
+  ctx.aux_loss_weight = mtp_aux_weight;
   Tensor hk = final_hidden;
   for (int64_t k = 1; k <= D; ++k) {
     mtp_ids[k - 1] = Tensor::from_vector(roll_left<int64_t>(ids, B, T, k, 0), {B, T});
@@ -271,6 +273,7 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   }
 
   // ---- backward: MTP depths from the last, then the decoder ----
+  ctx.aux_loss_weight = mtp_aux_weight;
   for (int64_t k = D; k >= 1; --k) {
     MtpBlock& block = mtp.size() == 1 ? mtp[0] : mtp[k - 1];
     MtpBlock::InputGrads g = block.backward(dmtp[k - 1].view({B, T, H}), mtp_saved[k - 1], ctx);
@@ -279,6 +282,7 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
     into = ops::add(into, g.dh.reshape({N, H}));
   }
   mtp_saved.clear();
+  ctx.aux_loss_weight = 1.0;
   Tensor dh = norm_f.backward(last_hidden, dfinal.view({B, T, H}));
   for (size_t l = layers.size(); l-- > 0;) dh = layers[l].backward(dh, saved[l], ctx);
   ops::index_add_(embeddings.grad_buffer(), batch.ids.flatten(), dh.reshape({N, H}));
