@@ -116,14 +116,16 @@ double cross_entropy_rows(const Tensor& h_in, const Tensor& lm_head, const Tenso
         const int64_t i = idx[r];
         float mx = -INFINITY;
         for (int64_t v = 0; v < vocab; ++v) mx = std::max(mx, l[v]);
+        const float label_logit = l[labels[i]];
+        // The row becomes exp(l − max), summed in double.
         double z = 0.0;
-        for (int64_t v = 0; v < vocab; ++v) z += std::exp(double(l[v]) - mx);
-        const double lse = mx + std::log(z);
-        row_loss[r] = mask[i] * (lse - l[labels[i]]);
+        for (int64_t v = 0; v < vocab; ++v) z += l[v] = std::exp(l[v] - mx);
+        row_loss[r] = mask[i] * (mx + std::log(z) - label_logit);
         if (!dh && !lm_head_grad) continue;
         // d logits = scale·mask·(softmax − onehot)
         const double g = grad_scale * mask[i];
-        for (int64_t v = 0; v < vocab; ++v) l[v] = static_cast<float>(g * std::exp(double(l[v]) - lse));
+        const float g_over_z = static_cast<float>(g / z);
+        for (int64_t v = 0; v < vocab; ++v) l[v] *= g_over_z;
         l[labels[i]] -= static_cast<float>(g);
       }
     });
