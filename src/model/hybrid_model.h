@@ -55,7 +55,7 @@ struct TrainOptions {
 
 // The numbers of one micro-batch. With all-zero masks a mean is 0 (Megatron clamps the count at 1).
 struct LossReport {
-  double lm_loss = 0.0;          // Σ mask·CE(logits, labels) / Σ mask over the main model's positions
+  double lm_loss = 0.0;          // Σ mask·CE(logits, labels) / max(Σ mask, 1) over the main model's positions
   std::vector<double> mtp_loss;  // per depth k = 1..D: the same with tokens, labels and mask rolled left
                                  // k positions (Megatron roll_tensor: the tail filled with token 0 and
                                  // mask 0), predicted from MTP depth k
@@ -103,7 +103,7 @@ class HybridModel {
   // Forward and backward of one micro-batch: adds to Param::grad as TrainOptions says and returns the
   // losses. MTP gradients flow into the MTP block, the shared embedding and lm_head, and into the main
   // model's final hidden state (Megatron does not detach it; mtp_detach_heads is not supported).
-  // Outside the MTP block's repeated use nothing is recomputed unless options.recompute says so.
+  // Unsharded only for now (tensor/expert/pipeline/context parallel sizes 1).
   LossReport forward_backward(const TrainBatch& batch, const TrainOptions& options);
   // The same losses without gradients (aux_loss 0, no expert counting); options' mtp fields apply.
   LossReport evaluate(const TrainBatch& batch, const TrainOptions& options) const;
