@@ -404,7 +404,7 @@ class Parser {
   }
 };
 
-void write_string(std::string& out, const std::string& s) {
+void write_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -481,6 +481,12 @@ Value parse_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse(ss.str(), path);
+}
+
+std::string quote(std::string_view s) {
+  std::string out;
+  write_string(out, s);
+  return out;
 }
 
 std::string dump(const Value& v, int indent) {

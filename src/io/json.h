@@ -84,6 +84,11 @@ class Value {
 Value parse(std::string_view text, std::string_view source = "<json>");
 Value parse_file(const std::string& path);
 
+// A JSON string literal for `s`: the short escapes, \u00XX for other control characters, everything
+// else (non-ASCII UTF-8 included) as is — what serde_json and Python's json.dumps(ensure_ascii=False)
+// write.
+std::string quote(std::string_view s);
+
 // Serialises. indent < 0: compact one line; otherwise pretty-printed with that many spaces.
 // Non-ASCII is written as UTF-8; non-finite doubles as Infinity / -Infinity / NaN (as Python does).
 std::string dump(const Value& v, int indent = -1);

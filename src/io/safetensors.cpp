@@ -391,31 +391,6 @@ std::vector<SafetensorsEntry> safetensors_layout(std::vector<TensorDecl> tensors
   return entries;
 }
 
-namespace {
-
-// JSON string escaping as serde_json (used by safetensors) writes it: the short escapes, \u00XX for
-// other control characters, everything else (including non-ASCII UTF-8) as is.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
-
-}  // namespace
-
 std::string safetensors_header(const std::vector<SafetensorsEntry>& entries, const SafetensorsMetadata& metadata) {
   std::string out = "{";
   bool first = true;
@@ -425,9 +400,9 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& entries, con
     for (const auto& [key, value] : metadata) {
       if (!first) out += ',';
       first = false;
-      append_json_string(out, key);
+      out += json::quote(key);
       out += ':';
-      append_json_string(out, value);
+      out += json::quote(value);
     }
     out += '}';
     first = false;
@@ -435,7 +410,7 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& entries, con
   for (const auto& e : entries) {
     if (!first) out += ',';
     first = false;
-    append_json_string(out, e.name);
+    out += json::quote(e.name);
     out += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", safetensors_dtype_name(e.dtype),
                        fmt::join(e.shape, ","), e.begin, e.end);
   }

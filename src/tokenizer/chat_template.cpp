@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/json.h"
 #include "tokenizer/unicode.h"
 
 namespace nemotron::tokenizer {
@@ -199,27 +200,7 @@ std::string python_json_dumps(const Value& v) {
     case Value::Kind::Null: return "null";
     case Value::Kind::Bool: return v.as_bool() ? "true" : "false";
     case Value::Kind::Number: return v.number_text();
-    case Value::Kind::String: {
-      std::string out = "\"";
-      for (char ch : v.as_string()) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-          case '"': out += "\\\""; break;
-          case '\\': out += "\\\\"; break;
-          case '\n': out += "\\n"; break;
-          case '\r': out += "\\r"; break;
-          case '\t': out += "\\t"; break;
-          case '\b': out += "\\b"; break;
-          case '\f': out += "\\f"; break;
-          default:
-            if (c < 0x20)
-              out += fmt::format("\\u{:04x}", c);
-            else
-              out += ch;
-        }
-      }
-      return out + "\"";
-    }
+    case Value::Kind::String: return json::quote(v.as_string());
     case Value::Kind::Array: {
       std::string out = "[";
       for (size_t i = 0; i < v.items().size(); ++i) out += (i ? ", " : "") + python_json_dumps(v.items()[i]);
