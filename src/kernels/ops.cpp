@@ -101,4 +101,63 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim) {
   NT_DISPATCH(parts[0], cpu::cat(parts, dim), cuda::cat(parts, dim));
 }
 
+// ---------------------------------------------------------------- Mamba-2 and attention
+
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  same_device(x, weight);
+  same_device(x, bias);
+  NT_DISPATCH(x, cpu::causal_conv1d_silu(x, weight, bias), cuda::causal_conv1d_silu(x, weight, bias));
+}
+
+void check_ssd_inputs(const SsdInputs& in) {
+  NT_CHECK(in.x.dim() == 4, "ssd: x must be [batch, seq, heads, head_dim], got {}", in.x.str());
+  int64_t batch = in.x.size(0), seq = in.x.size(1), nh = in.x.size(2), p = in.x.size(3);
+  NT_CHECK(in.dt.shape() == Shape({batch, seq, nh}), "ssd: dt must be {}, got {}", shape_str({batch, seq, nh}),
+           in.dt.str());
+  NT_CHECK(in.A.shape() == Shape({nh}), "ssd: A must be [{}], got {}", nh, in.A.str());
+  NT_CHECK(in.B.dim() == 4 && in.B.size(0) == batch && in.B.size(1) == seq, "ssd: B must be [{}, {}, groups, state], got {}",
+           batch, seq, in.B.str());
+  NT_CHECK(in.C.shape() == in.B.shape(), "ssd: C must have B's shape {}, got {}", in.B.str(), in.C.str());
+  NT_CHECK(in.B.size(2) >= 1 && nh % in.B.size(2) == 0, "ssd: {} heads are not divisible by {} groups", nh,
+           in.B.size(2));
+  NT_CHECK(!in.D.defined() || in.D.shape() == Shape({nh}), "ssd: D must be [{}], got {}", nh, in.D.str());
+  Shape state = {batch, nh, p, in.B.size(3)};
+  NT_CHECK(!in.initial_state.defined() || in.initial_state.shape() == state, "ssd: initial_state must be {}, got {}",
+           shape_str(state), in.initial_state.str());
+  for (const Tensor* t : {&in.dt, &in.A, &in.B, &in.C, &in.D, &in.initial_state}) same_device(in.x, *t);
+}
+
+SsdOutputs ssd_scan(const SsdInputs& in, int64_t chunk_size) {
+  NT_CHECK(chunk_size >= 0, "ssd: chunk_size must be 0 (sequential) or positive, got {}", chunk_size);
+  check_ssd_inputs(in);
+  NT_DISPATCH(in.x, chunk_size == 0 ? cpu::ssd_sequential(in) : cpu::ssd_chunked(in, chunk_size), cuda::ssd_scan(in));
+}
+
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps) {
+  same_device(y, z);
+  same_device(y, weight);
+  NT_DISPATCH(y, cpu::gated_rms_norm(y, z, weight, group_size, eps),
+              cuda::gated_rms_norm(y, z, weight, group_size, eps));
+}
+
+void check_attention_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                            int64_t num_kv_heads, int64_t head_dim) {
+  NT_CHECK(q.dim() == 3 && q.size(2) == num_heads * head_dim, "attention: q must be [B, T, {}], got {}",
+           num_heads * head_dim, q.str());
+  Shape kv_shape = {q.size(0), q.size(1), num_kv_heads * head_dim};
+  NT_CHECK(k.shape() == kv_shape && v.shape() == kv_shape, "attention: k {} and v {} must be {}", k.str(), v.str(),
+           shape_str(kv_shape));
+  NT_CHECK(num_kv_heads >= 1 && num_heads % num_kv_heads == 0,
+           "attention: {} query heads are not divisible by {} KV heads", num_heads, num_kv_heads);
+  same_device(q, k);
+  same_device(q, v);
+}
+
+AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                 int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse) {
+  check_attention_inputs(q, k, v, num_heads, num_kv_heads, head_dim);
+  NT_DISPATCH(q, cpu::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale, with_lse),
+              cuda::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale, with_lse));
+}
+
 }  // namespace nemotron::ops

@@ -63,4 +63,55 @@ void index_add_(Tensor& dst, const Tensor& index, const Tensor& src);
 // Concatenation along a dimension.
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 
+// ---- Mamba-2 and attention building blocks (spec/model.md §3.4–3.7) ----
+
+// Depthwise causal convolution over time followed by SiLU:
+//   out[b,t,c] = silu(bias[c] + Σ_k weight[c,k]·x[b, t−(K−1)+k, c]),  x[b, t<0, c] = 0.
+// x [B, T, C]; weight [C, 1, K] or [C, K]; bias [C] or undefined.
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// Inputs of the SSD scan. Head h reads B and C of group h / (nh / G).
+struct SsdInputs {
+  Tensor x;              // [B, T, nh, P]
+  Tensor dt;             // [B, T, nh], already discretized (softplus, clamp)
+  Tensor A;              // [nh], negative: -exp(A_log)
+  Tensor B;              // [B, T, G, N]
+  Tensor C;              // [B, T, G, N]
+  Tensor D;              // [nh] skip weight, or undefined for none
+  Tensor initial_state;  // [B, nh, P, N], or undefined for zeros
+};
+struct SsdOutputs {
+  Tensor y;            // [B, T, nh, P]
+  Tensor final_state;  // F32 [B, nh, P, N]
+};
+// The SSD recurrence of Mamba-2, per head, with an fp32 state S [P, N]:
+//   S_t = exp(dt_t·A)·S_{t−1} + dt_t·outer(x_t, B_t);  y_t = S_t·C_t + D·x_t.
+// On the CPU, chunk_size 0 runs it token by token (the definition); chunk_size > 0 computes the same
+// function chunk by chunk (intra-chunk quadratic form plus the state passed between chunks), as
+// mamba_ssm's mamba_chunk_scan_combined does; the two differ only in rounding. The CUDA kernel scans
+// token by token whatever chunk_size says.
+SsdOutputs ssd_scan(const SsdInputs& in, int64_t chunk_size = 0);
+
+// Gated RMSNorm with norm_before_gate = False: g = y·silu(z), normalised over groups of
+// `group_size` channels of the last dimension, times weight. y, z [..., D]; weight [D].
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
+
+// Causal grouped-query self-attention. q [B, T, nq·hd], k and v [B, T, nkv·hd] (heads contiguous);
+// query head i reads KV head i / (nq / nkv) (nkv = 1 is MQA). Softmax in fp32 of scale·q·k over the
+// keys at positions <= the query's (scale is 1/sqrt(hd) in the model). out [B, T, nq·hd]; with_lse
+// also returns each query's log-sum-exp of its scaled scores, F32 [B, nq, T] (what a backward needs
+// to rebuild the softmax).
+struct AttentionOutput {
+  Tensor out;
+  Tensor lse;  // undefined unless asked for
+};
+AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                 int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse = false);
+
+// The argument checks of ssd_scan and causal_attention (nemotron::Error on misuse), for the backward
+// passes that take the same inputs.
+void check_ssd_inputs(const SsdInputs& in);
+void check_attention_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                            int64_t num_kv_heads, int64_t head_dim);
+
 }  // namespace nemotron::ops

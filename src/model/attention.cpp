@@ -10,79 +10,13 @@
 namespace nemotron {
 
 namespace {
-
-void check_attention_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
-                            int64_t num_kv_heads, int64_t head_dim) {
-  NT_CHECK(q.dim() == 3 && q.size(2) == num_heads * head_dim, "attention: q must be [B, T, {}], got {}",
-           num_heads * head_dim, q.str());
-  Shape kv_shape = {q.size(0), q.size(1), num_kv_heads * head_dim};
-  NT_CHECK(k.shape() == kv_shape && v.shape() == kv_shape, "attention: k {} and v {} must be {}", k.str(), v.str(),
-           shape_str(kv_shape));
-  NT_CHECK(num_kv_heads >= 1 && num_heads % num_kv_heads == 0,
-           "attention: {} query heads are not divisible by {} KV heads", num_heads, num_kv_heads);
-}
-
 Tensor f32(const Tensor& t) { return t.to(DType::F32).contiguous(); }
-
-// The forward; writes each query's log-sum-exp into `lse` ([B, nq, T]) when given.
-Tensor attend(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, int64_t num_heads, int64_t num_kv_heads,
-              int64_t head_dim, float scale, float* lse) {
-  check_attention_inputs(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim);
-  Tensor q = f32(q_in), k = f32(k_in), v = f32(v_in);
-  const int64_t batch = q.size(0), seq = q.size(1), q_per_kv = num_heads / num_kv_heads;
-  const int64_t q_row = num_heads * head_dim, kv_row = num_kv_heads * head_dim;
-  Tensor out = Tensor::zeros({batch, seq, q_row}, DType::F32);
-  const float *pq = q.data<float>(), *pk = k.data<float>(), *pv = v.data<float>();
-  float* po = out.data<float>();
-  parallel_for(batch * num_heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> p(seq);
-    for (int64_t bh = begin; bh < end; ++bh) {
-      const int64_t b = bh / num_heads, h = bh % num_heads, kvh = h / q_per_kv;
-      const float* qb = pq + b * seq * q_row + h * head_dim;
-      const float* kb = pk + b * seq * kv_row + kvh * head_dim;
-      const float* vb = pv + b * seq * kv_row + kvh * head_dim;
-      float* ob = po + b * seq * q_row + h * head_dim;
-      for (int64_t i = 0; i < seq; ++i) {
-        // Scores against keys 0..i (causal), softmax, weighted sum of values.
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) {
-          float s = 0.0f;
-          for (int64_t d = 0; d < head_dim; ++d) s += qb[i * q_row + d] * kb[j * kv_row + d];
-          p[j] = s * scale;
-          mx = std::max(mx, p[j]);
-        }
-        float total = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) total += p[j] = std::exp(p[j] - mx);
-        float* o = ob + i * q_row;
-        for (int64_t j = 0; j <= i; ++j) {
-          float w = p[j] / total;
-          for (int64_t d = 0; d < head_dim; ++d) o[d] += w * vb[j * kv_row + d];
-        }
-        if (lse) lse[bh * seq + i] = mx + std::log(total);
-      }
-    }
-  });
-  return out;
-}
-
 }  // namespace
-
-Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads, int64_t num_kv_heads,
-                        int64_t head_dim, float scale) {
-  return attend(q, k, v, num_heads, num_kv_heads, head_dim, scale, nullptr);
-}
-
-AttentionOutput causal_attention_train(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
-                                       int64_t num_kv_heads, int64_t head_dim, float scale) {
-  Tensor lse = Tensor::empty({q.size(0), num_heads, q.size(1)}, DType::F32);
-  Tensor out = attend(q, k, v, num_heads, num_kv_heads, head_dim, scale, lse.data<float>());
-  return {out, lse};
-}
 
 AttentionGrads causal_attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                                          const AttentionOutput& fwd, const Tensor& dout_in, int64_t num_heads,
                                          int64_t num_kv_heads, int64_t head_dim, float scale) {
-  check_attention_inputs(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim);
+  ops::check_attention_inputs(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim);
   NT_CHECK(dout_in.shape() == q_in.shape() && fwd.out.shape() == q_in.shape(),
            "attention backward: output {} and its gradient {} must be shaped like q {}", fwd.out.str(), dout_in.str(),
            q_in.str());
@@ -153,7 +87,7 @@ float Attention::scale() const { return 1.0f / std::sqrt(static_cast<float>(head
 Tensor Attention::forward(const Tensor& x) const {
   NT_CHECK(x.dim() == 3, "Attention: input must be [batch, seq, hidden], got {}", x.str());
   Tensor q = ops::linear(x, q_proj.value), k = ops::linear(x, k_proj.value), v = ops::linear(x, v_proj.value);
-  return ops::linear(causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale()), o_proj.value);
+  return ops::linear(ops::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale()).out, o_proj.value);
 }
 
 namespace {
@@ -170,7 +104,7 @@ Tensor Attention::forward_train(const Tensor& x, std::unique_ptr<Saved>& saved, 
   s->q = ops::linear(x, q_proj.value);
   s->k = ops::linear(x, k_proj.value);
   s->v = ops::linear(x, v_proj.value);
-  s->attn = causal_attention_train(s->q, s->k, s->v, num_heads, num_kv_heads, head_dim, scale());
+  s->attn = ops::causal_attention(s->q, s->k, s->v, num_heads, num_kv_heads, head_dim, scale(), /*with_lse=*/true);
   Tensor y = ops::linear(s->attn.out, o_proj.value);
   saved = std::move(s);
   return y;

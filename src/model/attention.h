@@ -1,23 +1,25 @@
 // The attention mixer `*` (spec/model.md §3.7): grouped-query causal self-attention without
 // positional encoding, scale 1/sqrt(head_dim), no biases.
 #pragma once
+#include "kernels/ops.h"
 #include "model/layer.h"
 
 namespace nemotron {
 
-// Causal attention. q [B, T, nq·hd], k and v [B, T, nkv·hd] (heads contiguous); query head i reads
-// KV head i / (nq / nkv). Returns [B, T, nq·hd]. Softmax in fp32 over keys at positions <= the query's.
-Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads, int64_t num_kv_heads,
-                        int64_t head_dim, float scale);
+// Causal attention is the op ops::causal_attention (kernels/ops.h): q [B, T, nq·hd], k and v
+// [B, T, nkv·hd]; query head i reads KV head i / (nq / nkv). These names are kept for the tests.
+inline Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                               int64_t num_kv_heads, int64_t head_dim, float scale) {
+  return ops::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale).out;
+}
 
-// The same, also returning each query's log-sum-exp of its scaled scores (what the backward needs to
-// rebuild the softmax without storing it).
-struct AttentionOutput {
-  Tensor out;  // [B, T, nq·hd]
-  Tensor lse;  // F32 [B, nq, T]
-};
-AttentionOutput causal_attention_train(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
-                                       int64_t num_kv_heads, int64_t head_dim, float scale);
+// The same, also returning each query's log-sum-exp of its scaled scores, F32 [B, nq, T] (what the
+// backward needs to rebuild the softmax without storing it).
+using AttentionOutput = ops::AttentionOutput;
+inline AttentionOutput causal_attention_train(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                              int64_t num_kv_heads, int64_t head_dim, float scale) {
+  return ops::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale, /*with_lse=*/true);
+}
 
 // Gradients of causal_attention. With p_ij = exp(scale·q_i·k_j − lse_i) (j <= i):
 //   dv_j += Σ_i p_ij dO_i,   ds_ij = p_ij (dO_i·v_j − dO_i·O_i),

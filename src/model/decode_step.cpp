@@ -113,7 +113,7 @@ Tensor mamba_step(const Mamba2Mixer& m, const Tensor& x, std::span<LayerCache* c
     in.D = Tensor::from_vector(D, {nh});
     in.initial_state = Tensor::empty({batch, nh, P, N}, DType::F32);
     for (int64_t b = 0; b < batch; ++b) in.initial_state.select(0, b).copy_(caches[b]->mamba.ssm);
-    mamba::SsdOutputs out = m.sequential_ssd ? mamba::ssd_sequential(in) : mamba::ssd_chunked(in, m.chunk_size);
+    mamba::SsdOutputs out = ops::ssd_scan(in, m.sequential_ssd ? 0 : m.chunk_size);
     for (int64_t b = 0; b < batch; ++b) caches[b]->mamba.ssm.copy_(out.final_state.select(0, b));
     y = out.y.view({batch, seq, inner});
   } else {
@@ -149,7 +149,7 @@ Tensor mamba_step(const Mamba2Mixer& m, const Tensor& x, std::span<LayerCache* c
     });
   }
 
-  y = mamba::gated_rms_norm(y, z, m.norm_weight.value, inner / G, m.eps);
+  y = ops::gated_rms_norm(y, z, m.norm_weight.value, inner / G, m.eps);
   return ops::linear(y, m.out_proj_weight.value,
                      m.out_proj_bias && m.adds_out_bias ? m.out_proj_bias->value : Tensor());
 }

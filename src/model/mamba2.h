@@ -1,46 +1,33 @@
-// The Mamba-2 mixer (spec/model.md §3.4–3.5) and its pieces as free functions, so that tests and
-// the CUDA kernels can check each of them on its own.
+// The Mamba-2 mixer (spec/model.md §3.4–3.5), its pieces as free functions so that tests can check
+// each of them on its own, and their backward passes.
 #pragma once
 #include <optional>
 
+#include "kernels/ops.h"
 #include "model/layer.h"
 
 namespace nemotron {
 namespace mamba {
 
-// Depthwise causal convolution over time followed by SiLU:
-//   out[b,t,c] = silu(bias[c] + sum_k weight[c,k] * x[b, t-(K-1)+k, c]),  x[b, <0, c] = 0.
-// x [B, T, C]; weight [C, 1, K] or [C, K]; bias [C] or undefined.
-Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// The forward pieces are ops of the kernel layer (kernels/ops.h), which dispatch to the CPU reference
+// or the CUDA kernels. The names below are kept for the tests.
+using SsdInputs = ops::SsdInputs;
+using SsdOutputs = ops::SsdOutputs;
+
+inline Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  return ops::causal_conv1d_silu(x, weight, bias);
+}
 
 // dt = clamp(softplus(dt_raw + dt_bias), lo, hi); dt_raw [B, T, nh], dt_bias [nh].
 Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi);
 
-// Inputs of the SSD scan, all F32. Head h reads B and C of group h / (nh / G).
-struct SsdInputs {
-  Tensor x;              // [B, T, nh, P]
-  Tensor dt;             // [B, T, nh], already discretized (softplus, clamp)
-  Tensor A;              // [nh], negative: -exp(A_log)
-  Tensor B;              // [B, T, G, N]
-  Tensor C;              // [B, T, G, N]
-  Tensor D;              // [nh] skip weight, or undefined for none
-  Tensor initial_state;  // [B, nh, P, N], or undefined for zeros
-};
-struct SsdOutputs {
-  Tensor y;            // [B, T, nh, P]
-  Tensor final_state;  // [B, nh, P, N]
-};
-
-// The recurrence token by token — the definition, used as the reference:
-//   S = exp(dt·A)·S + dt·outer(x, B);  y = S·C + D·x.
-SsdOutputs ssd_sequential(const SsdInputs& in);
-// The same result computed chunk by chunk (intra-chunk quadratic form plus the state passed between
-// chunks), as mamba_ssm's mamba_chunk_scan_combined and the fixed transformers torch path do.
+// The SSD scan token by token (the definition, used as the reference) and chunk by chunk.
+inline SsdOutputs ssd_sequential(const SsdInputs& in) { return ops::ssd_scan(in, 0); }
 SsdOutputs ssd_chunked(const SsdInputs& in, int64_t chunk_size);
 
-// Gated RMSNorm with norm_before_gate = False: g = y·silu(z), normalised over groups of
-// `group_size` channels of the last dimension, times weight. y, z [..., D]; weight [D].
-Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
+inline Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps) {
+  return ops::gated_rms_norm(y, z, weight, group_size, eps);
+}
 
 // ---- backward passes of the pieces above (inputs as in the forward; d* = d(loss)/d(*)) ----
 

@@ -21,6 +21,14 @@ Tensor gather(const Tensor& a, const Tensor& index);
 void index_add_(Tensor& dst, const Tensor& index, const Tensor& src);
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 
+// Mamba-2 and attention (cpu/mamba.cpp, cpu/attention.cpp).
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias);
+ops::SsdOutputs ssd_sequential(const ops::SsdInputs& in);
+ops::SsdOutputs ssd_chunked(const ops::SsdInputs& in, int64_t chunk_size);
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
+ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                      int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
+
 // A contiguous F32 copy (or the tensor itself when it already is one).
 Tensor as_f32(const Tensor& t);
 

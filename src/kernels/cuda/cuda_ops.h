@@ -20,4 +20,11 @@ Tensor gather(const Tensor& a, const Tensor& index);
 void index_add_(Tensor& dst, const Tensor& index, const Tensor& src);
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 
+// Mamba-2 and attention (cuda/mamba_attention_ops.cpp); arguments already checked by ops.cpp.
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias);
+ops::SsdOutputs ssd_scan(const ops::SsdInputs& in);
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
+ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                      int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
+
 }  // namespace nemotron::cuda

@@ -52,4 +52,38 @@ cudaError_t strided_copy(void* dst, const void* src_base, Dims dims, Strides str
 // Dtype conversion between F32 and BF16 (round to nearest even).
 cudaError_t convert(Elem from, const void* a, Elem to, void* out, int64_t n, cudaStream_t s);
 
+// ---- Mamba-2 and attention (mamba_attention.cu); all arithmetic and the SSM state in fp32 ----
+
+// out[b,t,c] = silu(bias[c] + Σ_j w[c,j]·x[b, t−(K−1)+j, c]); x and out [B, T, C] of type t; w [C, K];
+// bias [C] or null.
+cudaError_t causal_conv1d_silu(Elem t, const void* x, const float* w, const float* bias, void* out, int64_t batch,
+                               int64_t seq, int64_t channels, int64_t kernel, cudaStream_t s);
+
+// The SSD recurrence, one block per (batch row, head) scanning the tokens in order with the state
+// [P, N] in shared memory. Layouts as ops::SsdInputs; every pointer contiguous.
+struct SsdArgs {
+  Elem x_type, dt_type, b_type, c_type;
+  const void *x, *dt, *B, *C;  // [B, T, nh, P], [B, T, nh], [B, T, G, N], [B, T, G, N]
+  const float* A;              // [nh]
+  const float* D;              // [nh] or null
+  const float* initial_state;  // [B, nh, P, N] or null for zeros
+  void* y;                     // [B, T, nh, P], of x_type
+  float* final_state;          // [B, nh, P, N]
+  int64_t batch, seq, heads, head_dim, groups, state;
+};
+// Shared memory the scan needs, and the most this device allows a block (0 when unknown).
+size_t ssd_scan_shared_bytes(int64_t head_dim, int64_t state);
+size_t max_shared_bytes_per_block();
+cudaError_t ssd_scan(const SsdArgs& a, cudaStream_t s);
+
+// out = w·g/sqrt(mean_group(g²) + eps), g = y·silu(z), per group of group_size channels of rows of d.
+cudaError_t gated_rms_norm(Elem y_type, const void* y, Elem z_type, const void* z, const float* w, void* out,
+                           int64_t rows, int64_t d, int64_t group_size, float eps, cudaStream_t s);
+
+// Causal GQA attention, one block per (batch row, query head, query) with an online softmax over
+// tiles of keys. q, out [B, T, nq·hd]; k, v [B, T, nkv·hd], all of type t; lse F32 [B, nq, T] or null.
+cudaError_t causal_attention(Elem t, const void* q, const void* k, const void* v, void* out, float* lse,
+                             int64_t batch, int64_t seq, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                             float scale, cudaStream_t s);
+
 }  // namespace nemotron::cuda::launch
