@@ -15,7 +15,8 @@ Tensor ids_as_i64(const Tensor& ids, int64_t vocab) {
   NT_CHECK(ids.dtype() == DType::I64 || ids.dtype() == DType::I32, "input_ids must be I64 or I32, got {}",
            dtype_name(ids.dtype()));
   NT_CHECK(ids.size(1) >= 1, "input_ids is empty: {}", ids.str());
-  Tensor out = ids.to(DType::I64).contiguous();
+  // Ids are checked on the host (a copy when they live on a device; they are small).
+  Tensor out = ids.to(Device::cpu()).to(DType::I64).contiguous();
   const int64_t* p = out.data<int64_t>();
   for (int64_t i = 0; i < out.numel(); ++i) {
     NT_CHECK(p[i] >= 0 && p[i] < vocab, "token id {} at position {} is outside the vocabulary [0, {})", p[i], i,
@@ -106,6 +107,13 @@ std::vector<Param*> HybridModel::params() {
   return p;
 }
 
+void HybridModel::to(Device device) {
+  for (Param* p : params()) {
+    if (p->value.defined()) p->value = p->value.to(device);
+    if (p->grad.defined()) p->grad = p->grad.to(device);
+  }
+}
+
 void HybridModel::load_weights(const WeightMap& weights, const std::string& source) {
   const WeightMap* w = &weights;
   WeightMap renamed;
@@ -127,7 +135,7 @@ void HybridModel::check_unsharded(const char* what) const {
 
 Tensor HybridModel::embed(const Tensor& input_ids) const {
   check_unsharded("the embedding lookup");
-  Tensor ids = ids_as_i64(input_ids, config.vocab_size);
+  Tensor ids = ids_as_i64(input_ids, config.vocab_size).to(embeddings.value.device());
   return ops::index_select(embeddings.value, ids.flatten()).view({ids.size(0), ids.size(1), config.hidden_size});
 }
 

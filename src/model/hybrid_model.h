@@ -74,6 +74,9 @@ class HybridModel {
   // Loads every parameter from HF-named tensors; errors on a missing, extra or misshapen tensor.
   // Accepts "backbone.embedding.weight" for "backbone.embeddings.weight".
   void load_weights(const WeightMap& weights, const std::string& source = "weights");
+  // Moves every parameter (value and any gradient) to `device`. forward() then expects nothing else:
+  // input ids may live anywhere. The training path (forward_backward) is CPU-only for now.
+  void to(Device device);
 
   struct Output {
     Tensor logits;                     // F32 [B, T, V]

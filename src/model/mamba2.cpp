@@ -32,6 +32,19 @@ float softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi) {
   NT_CHECK(dt_raw.dim() == 3 && dt_bias.shape() == Shape({dt_raw.size(2)}),
            "discretize_dt: dt [batch, seq, heads] {} and dt_bias [heads] {} do not match", dt_raw.str(), dt_bias.str());
+  if (!dt_raw.device().is_cpu()) {
+    // On a device: the same function from elementwise ops. There is no clamp op, so
+    // max(v, lo) = lo + relu(v − lo) and min(v, hi) = hi − relu(hi − v), which may differ from the
+    // CPU loop in the last bit; a bound that cannot bind (lo <= 0, hi = ∞) is skipped.
+    Tensor dt = ops::softplus(ops::add(dt_raw, dt_bias));
+    const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+    if (lo > 0.0)
+      dt = ops::add_scalar(ops::unary(ops::Unary::Relu, ops::add_scalar(dt, -flo)), flo);
+    if (std::isfinite(hi))
+      dt = ops::add_scalar(ops::scale(ops::unary(ops::Unary::Relu, ops::add_scalar(ops::scale(dt, -1.0f), fhi)), -1.0f),
+                           fhi);
+    return dt;
+  }
   Tensor dt = f32(dt_raw).clone(), bias = f32(dt_bias);
   int64_t nh = dt.size(2);
   float* p = dt.data<float>();

@@ -73,7 +73,10 @@ Routing route_tokens(const Tensor& scores_in, const Tensor& bias_in, const Route
                s.topk_group <= s.n_group && s.top_k >= 1 && s.top_k <= s.topk_group * (E / s.n_group),
            "route_tokens: {} experts cannot be routed with n_group {}, topk_group {}, top_k {}", E, s.n_group,
            s.topk_group, s.top_k);
-  Tensor scores = scores_in.to(DType::F32).contiguous(), bias = bias_in.to(DType::F32).contiguous();
+  // Routing runs on the host: scores on a device are copied over ([tokens, experts], small next to the
+  // experts' work); the routing comes back on the host, where the per-expert gather reads it.
+  Tensor scores = scores_in.to(Device::cpu()).to(DType::F32).contiguous(),
+         bias = bias_in.to(Device::cpu()).to(DType::F32).contiguous();
   const float *ps = scores.data<float>(), *pb = bias.data<float>();
   const int64_t per_group = E / s.n_group;
   Routing r{Tensor::empty({tokens, s.top_k}, DType::I64), Tensor::empty({tokens, s.top_k}, DType::F32)};
@@ -162,7 +165,9 @@ Tensor MoE::routed(const Tensor& x) const {
   Tensor flat = x.reshape({tokens, x.size(2)});
   Tensor xl = fc1_latent_proj ? ops::linear(flat, fc1_latent_proj->value, fc1_latent_bias ? fc1_latent_bias->value : Tensor())
                               : flat;
-  Tensor acc = Tensor::zeros({tokens, expert_dim}, DType::F32);
+  // The routing is on the host (route_tokens); the row lists and weights go to the device of x.
+  const Device device = x.device();
+  Tensor acc = Tensor::zeros({tokens, expert_dim}, DType::F32, device);
   const int64_t* idx = r.indices.data<int64_t>();
   const float* w = r.weights.data<float>();
   // Experts in ascending id, each adding its weighted output into the fp32 accumulator (the order
@@ -178,9 +183,9 @@ Tensor MoE::routed(const Tensor& x) const {
           weights.push_back(w[t * k + j]);
         }
     if (rows.empty()) continue;
-    Tensor row_index = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())});
+    Tensor row_index = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())}).to(device);
     Tensor out = experts[le].forward(ops::index_select(xl, row_index));
-    out = ops::mul(out, Tensor::from_vector(weights, {static_cast<int64_t>(weights.size()), 1}));
+    out = ops::mul(out, Tensor::from_vector(weights, {static_cast<int64_t>(weights.size()), 1}).to(device));
     ops::index_add_(acc, row_index, out);
   }
   Tensor y = fc2_latent_proj ? ops::linear(acc, fc2_latent_proj->value,
