@@ -108,6 +108,117 @@ struct AttentionOutput {
 AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                  int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse = false);
 
+// ---- training: backward passes and fused steps ----
+// A backward takes the forward's inputs (or what it returned) and dout = d(loss)/d(output), and
+// returns d(loss)/d(each input). Parameter gradients come back as F32 tensors (the caller adds
+// them into Param::grad). CPU: the readable fp32 reference (kernels/cpu/backward.cpp); CUDA: fp32
+// arithmetic, dx-like results in the dtype of the forward input.
+
+// c += alpha · op(a) op(b) with c F32 (gradient accumulation into fp32 main grads: the weight
+// gradient of a linear map is matmul_add_(w.grad, dy, x, /*trans_a=*/true) over [rows, *] views).
+// a and b as in matmul (2-D, any float dtype, both of one dtype); c [M, N] contiguous F32.
+void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
+                 float alpha = 1.0f);
+
+// y = weight·x·r, r = 1/sqrt(mean(x²) + eps) over the last dimension:
+//   dx = r·(w∘dy) − r³·x·mean(w∘dy∘x),   dweight = Σ_rows dy∘x·r.
+struct RmsNormGrads {
+  Tensor dx;       // like x
+  Tensor dweight;  // F32 [D]
+};
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy);
+
+// y = relu(x)²:  dx = 2·relu(x)·dy.
+Tensor relu2_backward(const Tensor& x, const Tensor& dy);
+
+// u = bias + Σ_k w[c,k]·x[t−(K−1)+k];  out = silu(u), silu'(u) = σ(u)·(1 + u·(1 − σ(u))):
+//   du = dout·silu'(u);  dx[s] = Σ_k w[c,k]·du[s+(K−1)−k];  dw[c,k] = Σ_t du[t]·x[t−(K−1)+k];  dbias = Σ_t du.
+struct ConvGrads {
+  Tensor dx;       // [B, T, C]
+  Tensor dweight;  // F32, shaped like the weight given
+  Tensor dbias;    // F32 [C], undefined without a bias
+};
+ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dout);
+
+// Mamba-2's step sizes: dt = clamp(softplus(dt_raw + dt_bias), lo, hi); dt_raw [B, T, nh], dt_bias
+// [nh]; F32 out. The backward: dv = ddt·σ(v) where lo <= softplus(v) <= hi (torch.clamp passes the
+// gradient at the bounds, blocks it outside), and ddt itself above v = 20 where softplus is the
+// identity.
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi);
+struct DtGrads {
+  Tensor d_raw;   // [B, T, nh]
+  Tensor d_bias;  // F32 [nh]
+};
+DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi, const Tensor& ddt);
+
+// Gradients of ssd_scan (the derivative of the sequential definition; the chunked forward computes
+// the same function). With a_t = exp(dt_t·A) and G_t = d(loss)/d(S_t):
+//   y_t = S_t C_t + D x_t            G_t += dy_t C_tᵀ;  dC_t += S_tᵀ dy_t;  dD += dy_t·x_t;  dx_t += D dy_t
+//   S_t = a_t S_{t−1} + dt_t x_t B_tᵀ dx_t += dt_t G_t B_t;  dB_t += dt_t G_tᵀ x_t;  ddt_t += x_tᵀ G_t B_t
+//                                    da_t = <G_t, S_{t−1}>;  ddt_t += da_t a_t A;  dA += da_t a_t dt_t
+//                                    G_{t−1} = a_t G_t  (and G_{−1} is d initial_state)
+// dB and dC sum over the heads of a group; the final state gets no gradient. `chunk_size` (>= 1) is
+// the checkpoint interval of the recomputed states on the CPU and the chunk of the CUDA kernels.
+struct SsdGrads {
+  Tensor dx;               // [B, T, nh, P]
+  Tensor ddt;              // [B, T, nh]
+  Tensor dA;               // F32 [nh]
+  Tensor dB, dC;           // [B, T, G, N]
+  Tensor dD;               // F32 [nh]
+  Tensor d_initial_state;  // F32 [B, nh, P, N]
+};
+SsdGrads ssd_scan_backward(const SsdInputs& in, const Tensor& dy, int64_t chunk_size);
+
+// g = y·silu(z), r = 1/sqrt(mean_group(g²) + eps), out = w·g·r:
+//   dg = r·w·dout − r³·g·mean_group(w·dout·g);  dw = Σ dout·g·r;  dy = dg·silu(z);  dz = dg·y·silu'(z).
+struct GatedNormGrads {
+  Tensor dy, dz;   // like y, z
+  Tensor dweight;  // F32 [D]
+};
+GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size,
+                                       float eps, const Tensor& dout);
+
+// Gradients of causal_attention, from its output and log-sum-exp (fwd from with_lse = true). With
+// p_ij = exp(scale·q_i·k_j − lse_i) (j <= i):
+//   dv_j += Σ_i p_ij dO_i,   ds_ij = p_ij (dO_i·v_j − dO_i·O_i),
+//   dq_i = scale Σ_j ds_ij k_j,   dk_j += scale Σ_i ds_ij q_i,
+// summed over the query heads that share a KV head.
+struct AttentionGrads {
+  Tensor dq, dk, dv;  // like q, k, v
+};
+AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOutput& fwd,
+                                         const Tensor& dout, int64_t num_heads, int64_t num_kv_heads,
+                                         int64_t head_dim, float scale);
+
+// Token cross-entropy over rows of logits [N, V] (F32 or BF16, contiguous) against labels [N] (I64
+// or I32), weighted by weights F32 [N] (0 skips a row, whose label may then be anything; labels of
+// the other rows must be in [0, V)). Returns F32 [N]: weights_i·(logsumexp(logits_i) −
+// logits_i[label_i]). When grad_scale != 0 the logits are overwritten with the gradient of
+// grad_scale·Σ_i (that row's value), i.e. grad_scale·weights_i·(softmax(logits_i) − onehot(label_i)),
+// so that the [N, V] logits exist once (the output layer's backward reads them next).
+Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale);
+
+// One AdamW step on a parameter, its gradient and its two moments (F32 tensors of one shape and
+// device, updated in place), in torch.optim.AdamW's single-tensor arithmetic with the scalars formed
+// on the host as torch forms them (train/optimizer.cpp):
+//   p *= decay_factor (when decay);  m = lerp(m, g, 1−β1);  v = fma((1−β2)·g, g, v·β2);
+//   p += neg_step_size · m / (sqrt(v)/bc2_sqrt + eps)
+// g is grad·grad_scale when grad_scale != 1 (gradient clipping folded in).
+struct AdamWScalars {
+  float decay_factor = 1.0f;  // 1 − lr·wd, or 1 for no decay
+  float lerp_weight = 0.1f;   // 1 − β1
+  float beta2 = 0.999f, one_minus_beta2 = 0.001f;
+  float bc2_sqrt = 1.0f;       // sqrt(1 − β2^step)
+  float eps = 1e-8f;
+  float neg_step_size = 0.0f;  // −lr / (1 − β1^step)
+  float grad_scale = 1.0f;
+};
+void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWScalars& s);
+
+// Σ x² over all elements, accumulated in double on the CPU and in fp32 per block then double on CUDA;
+// returned on the host (gradient norms).
+double sum_of_squares(const Tensor& x);
+
 // The argument checks of ssd_scan and causal_attention (nemotron::Error on misuse), for the backward
 // passes that take the same inputs.
 void check_ssd_inputs(const SsdInputs& in);
