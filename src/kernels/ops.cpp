@@ -165,4 +165,17 @@ AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor&
               cuda::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale, with_lse));
 }
 
+// ---------------------------------------------------------------- optimizer
+
+void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWScalars& s) {
+  for (const Tensor* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
+    NT_CHECK(t->defined() && t->dtype() == DType::F32 && t->is_contiguous(),
+             "adamw_step_: parameter, gradient and moments must be contiguous F32 tensors, got {}", t->str());
+    NT_CHECK(t->shape() == param.shape(), "adamw_step_: {} is not shaped like the parameter {}", t->str(),
+             param.str());
+    same_device(param, *t);
+  }
+  NT_CPU_ONLY(param, "adamw_step_", cpu::adamw_step_(param, grad, exp_avg, exp_avg_sq, s));
+}
+
 }  // namespace nemotron::ops

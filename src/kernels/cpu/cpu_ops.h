@@ -29,6 +29,9 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
 
+// The AdamW step (cpu/optimizer.cpp); tensors checked by ops.cpp.
+void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s);
+
 // A contiguous F32 copy (or the tensor itself when it already is one).
 Tensor as_f32(const Tensor& t);
 
