@@ -168,7 +168,7 @@ AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor&
 // ---------------------------------------------------------------- optimizer
 
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWScalars& s) {
-  for (const Tensor* t : {&param, &grad, &exp_avg, &exp_avg_sq}) {
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&param, &grad, &exp_avg, &exp_avg_sq}) {
     NT_CHECK(t->defined() && t->dtype() == DType::F32 && t->is_contiguous(),
              "adamw_step_: parameter, gradient and moments must be contiguous F32 tensors, got {}", t->str());
     NT_CHECK(t->shape() == param.shape(), "adamw_step_: {} is not shaped like the parameter {}", t->str(),
