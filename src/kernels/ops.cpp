@@ -1,6 +1,8 @@
 // Dispatch of the op API to the CPU reference or the CUDA kernels, by the inputs' device.
 #include "kernels/ops.h"
 
+#include <cmath>
+
 #include "kernels/cpu/cpu_ops.h"
 #ifdef NEMOTRON_WITH_CUDA
 #include "kernels/cuda/cuda_ops.h"
@@ -176,6 +178,143 @@ void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
     same_device(param, *t);
   }
   NT_CPU_ONLY(param, "adamw_step_", cpu::adamw_step_(param, grad, exp_avg, exp_avg_sq, s));
+}
+
+// ---------------------------------------------------------------- training
+
+void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool ta, bool tb, float alpha) {
+  NT_CHECK(c.defined() && c.dim() == 2 && c.dtype() == DType::F32 && c.is_contiguous(),
+           "matmul_add_: the accumulator must be a contiguous F32 matrix, got {}", c.defined() ? c.str() : "none");
+  NT_CHECK(a.dim() == 2 && b.dim() == 2, "matmul_add_ needs 2-D operands, got {} and {}", a.str(), b.str());
+  NT_CHECK(a.dtype() == b.dtype() && dtype_is_float(a.dtype()),
+           "matmul_add_ operands must share one float dtype, got {} and {}", a.str(), b.str());
+  const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1);
+  const int64_t Kb = tb ? b.size(1) : b.size(0), N = tb ? b.size(0) : b.size(1);
+  NT_CHECK(K == Kb && c.size(0) == M && c.size(1) == N,
+           "matmul_add_: {} += {} x {} does not agree (trans_a={}, trans_b={})", c.str(), a.str(), b.str(), ta, tb);
+  same_device(c, a);
+  same_device(c, b);
+  NT_CPU_ONLY(c, "matmul_add_", cpu::matmul_add_(c, a, b, ta, tb, alpha));
+}
+
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy) {
+  NT_CHECK(x.dim() >= 1 && weight.shape() == Shape({x.size(-1)}) && dy.shape() == x.shape(),
+           "rms_norm_backward: x {}, weight {} and dy {} do not match", x.str(), weight.str(), dy.str());
+  same_device(x, weight);
+  same_device(x, dy);
+  NT_CPU_ONLY(x, "rms_norm_backward", cpu::rms_norm_backward(x, weight, eps, dy));
+}
+
+Tensor relu2_backward(const Tensor& x, const Tensor& dy) {
+  NT_CHECK(x.shape() == dy.shape(), "relu2_backward: x {} and dy {} differ", x.str(), dy.str());
+  same_device(x, dy);
+  NT_CPU_ONLY(x, "relu2_backward", cpu::relu2_backward(x, dy));
+}
+
+ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dout) {
+  NT_CHECK(x.dim() == 3 && dout.shape() == x.shape(),
+           "causal_conv1d backward: x {} and dout {} must be the same [batch, seq, channels]", x.str(), dout.str());
+  const int64_t ch = x.size(2);
+  NT_CHECK((weight.dim() == 3 && weight.size(0) == ch && weight.size(1) == 1) ||
+               (weight.dim() == 2 && weight.size(0) == ch),
+           "causal_conv1d backward: weight must be [{}, 1, K] or [{}, K], got {}", ch, ch, weight.str());
+  NT_CHECK(!bias.defined() || bias.shape() == Shape({ch}), "causal_conv1d backward: bias must be [{}], got {}", ch,
+           bias.str());
+  same_device(x, weight);
+  same_device(x, bias);
+  same_device(x, dout);
+  NT_CPU_ONLY(x, "causal_conv1d_silu_backward", cpu::causal_conv1d_silu_backward(x, weight, bias, dout));
+}
+
+namespace {
+void check_dt(const Tensor& dt_raw, const Tensor& dt_bias) {
+  NT_CHECK(dt_raw.dim() == 3 && dt_bias.shape() == Shape({dt_raw.size(2)}),
+           "discretize_dt: dt [batch, seq, heads] {} and dt_bias [heads] {} do not match", dt_raw.str(), dt_bias.str());
+  same_device(dt_raw, dt_bias);
+}
+}  // namespace
+
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi) {
+  check_dt(dt_raw, dt_bias);
+  if (!on_cuda(dt_raw)) return cpu::discretize_dt(dt_raw, dt_bias, lo, hi);
+  // On a device, until it has a kernel of its own: the same function from elementwise ops in F32.
+  // There is no clamp op, so max(v, lo) = lo + relu(v − lo) and min(v, hi) = hi − relu(hi − v),
+  // which may differ from the CPU loop in the last bit; a bound that cannot bind (lo <= 0, hi = ∞)
+  // is skipped.
+  Tensor dt = softplus(add(dt_raw.to(DType::F32), dt_bias));
+  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+  if (lo > 0.0) dt = add_scalar(unary(Unary::Relu, add_scalar(dt, -flo)), flo);
+  if (std::isfinite(hi)) dt = add_scalar(scale(unary(Unary::Relu, add_scalar(scale(dt, -1.0f), fhi)), -1.0f), fhi);
+  return dt;
+}
+
+DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi, const Tensor& ddt) {
+  check_dt(dt_raw, dt_bias);
+  NT_CHECK(ddt.shape() == dt_raw.shape(), "discretize_dt backward: ddt {} must be shaped like dt {}", ddt.str(),
+           dt_raw.str());
+  same_device(dt_raw, ddt);
+  NT_CPU_ONLY(dt_raw, "discretize_dt_backward", cpu::discretize_dt_backward(dt_raw, dt_bias, lo, hi, ddt));
+}
+
+SsdGrads ssd_scan_backward(const SsdInputs& in, const Tensor& dy, int64_t chunk_size) {
+  check_ssd_inputs(in);
+  NT_CHECK(chunk_size >= 1, "ssd backward: chunk_size must be at least 1, got {}", chunk_size);
+  NT_CHECK(dy.shape() == in.x.shape(), "ssd backward: dy {} must be shaped like x {}", dy.str(), in.x.str());
+  same_device(in.x, dy);
+  NT_CPU_ONLY(in.x, "ssd_scan_backward", cpu::ssd_scan_backward(in, dy, chunk_size));
+}
+
+GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size,
+                                       float eps, const Tensor& dout) {
+  NT_CHECK(y.dim() >= 1 && y.shape() == z.shape() && dout.shape() == y.shape(),
+           "gated_rms_norm backward: y {}, z {} and dout {} differ in shape", y.str(), z.str(), dout.str());
+  const int64_t d = y.size(-1);
+  NT_CHECK(weight.shape() == Shape({d}) && group_size >= 1 && d % group_size == 0,
+           "gated_rms_norm backward: weight {} or group size {} does not fit width {}", weight.str(), group_size, d);
+  same_device(y, z);
+  same_device(y, weight);
+  same_device(y, dout);
+  NT_CPU_ONLY(y, "gated_rms_norm_backward", cpu::gated_rms_norm_backward(y, z, weight, group_size, eps, dout));
+}
+
+AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOutput& fwd,
+                                         const Tensor& dout, int64_t num_heads, int64_t num_kv_heads,
+                                         int64_t head_dim, float scale) {
+  check_attention_inputs(q, k, v, num_heads, num_kv_heads, head_dim);
+  NT_CHECK(fwd.out.defined() && dout.shape() == q.shape() && fwd.out.shape() == q.shape(),
+           "attention backward: output {} and its gradient {} must be shaped like q {}",
+           fwd.out.defined() ? fwd.out.str() : "none", dout.str(), q.str());
+  const Shape lse_shape = {q.size(0), num_heads, q.size(1)};
+  NT_CHECK(fwd.lse.defined() && fwd.lse.shape() == lse_shape,
+           "attention backward: the forward's log-sum-exp must be {} (causal_attention with with_lse = true), got {}",
+           shape_str(lse_shape), fwd.lse.defined() ? fwd.lse.str() : "none");
+  same_device(q, fwd.out);
+  same_device(q, fwd.lse);
+  same_device(q, dout);
+  NT_CPU_ONLY(q, "causal_attention_backward",
+              cpu::causal_attention_backward(q, k, v, fwd, dout, num_heads, num_kv_heads, head_dim, scale));
+}
+
+Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale) {
+  NT_CHECK(logits.defined() && logits.dim() == 2 && logits.is_contiguous() &&
+               (logits.dtype() == DType::F32 || logits.dtype() == DType::BF16),
+           "cross_entropy_: logits must be a contiguous F32 or BF16 [rows, vocab] tensor, got {}",
+           logits.defined() ? logits.str() : "none");
+  const int64_t n = logits.size(0);
+  NT_CHECK(labels.defined() && labels.shape() == Shape({n}) &&
+               (labels.dtype() == DType::I64 || labels.dtype() == DType::I32),
+           "cross_entropy_: labels must be I64 or I32 [{}], got {}", n, labels.defined() ? labels.str() : "none");
+  NT_CHECK(weights.defined() && weights.shape() == Shape({n}) && weights.dtype() == DType::F32,
+           "cross_entropy_: weights must be F32 [{}], got {}", n, weights.defined() ? weights.str() : "none");
+  same_device(logits, labels);
+  same_device(logits, weights);
+  NT_CPU_ONLY(logits, "cross_entropy_", cpu::cross_entropy_(logits, labels, weights, grad_scale));
+}
+
+double sum_of_squares(const Tensor& x) {
+  NT_CHECK(x.defined() && dtype_is_float(x.dtype()), "sum_of_squares needs a float tensor, got {}",
+           x.defined() ? x.str() : "none");
+  NT_CPU_ONLY(x, "sum_of_squares", cpu::sum_of_squares(x));
 }
 
 }  // namespace nemotron::ops

@@ -1,5 +1,8 @@
 // CPU reference implementations of the op API (see kernels/ops.h). fp32 compute, F32 results.
 #pragma once
+#include <functional>
+#include <vector>
+
 #include "kernels/ops.h"
 
 namespace nemotron::cpu {
@@ -32,7 +35,41 @@ ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Te
 // The AdamW step (cpu/optimizer.cpp); tensors checked by ops.cpp.
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s);
 
+// Training (cpu/backward.cpp); arguments already checked by ops.cpp.
+void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha);
+ops::RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy);
+Tensor relu2_backward(const Tensor& x, const Tensor& dy);
+ops::ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                           const Tensor& dout);
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi);
+ops::DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi,
+                                    const Tensor& ddt);
+ops::SsdGrads ssd_scan_backward(const ops::SsdInputs& in, const Tensor& dy, int64_t chunk_size);
+ops::GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight,
+                                            int64_t group_size, float eps, const Tensor& dout);
+ops::AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const ops::AttentionOutput& fwd, const Tensor& dout,
+                                              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim,
+                                              float scale);
+Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale);
+double sum_of_squares(const Tensor& x);
+
+// A deterministic parallel sum over rows: `add(begin, end, acc)` adds the contributions of rows
+// [begin, end) into acc (`width` doubles, zeroed). Rows go in fixed blocks whose partial sums are
+// added in block order, so the result does not depend on the number of threads.
+std::vector<double> sum_over_rows(int64_t rows, int64_t width,
+                                  const std::function<void(int64_t begin, int64_t end, double* acc)>& add);
+
 // A contiguous F32 copy (or the tensor itself when it already is one).
 Tensor as_f32(const Tensor& t);
+
+// Decoding with per-row caches (cpu/decode.cpp); arguments already checked by kernels/decode_ops.cpp.
+void copy_batch_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src);
+Tensor cached_attention(const Tensor& q, const std::vector<Tensor>& k_cache, const std::vector<Tensor>& v_cache,
+                        const std::vector<int64_t>& lengths, int64_t num_heads, int64_t num_kv_heads,
+                        int64_t head_dim, float scale);
+Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tensor& weight, const Tensor& bias,
+                  const std::vector<Tensor>& windows);
+Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints);
 
 }  // namespace nemotron::cpu
