@@ -14,23 +14,12 @@ inline Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v
 }
 
 // The same, also returning each query's log-sum-exp of its scaled scores, F32 [B, nq, T] (what the
-// backward needs to rebuild the softmax without storing it).
+// backward, ops::causal_attention_backward, needs to rebuild the softmax without storing it).
 using AttentionOutput = ops::AttentionOutput;
 inline AttentionOutput causal_attention_train(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                               int64_t num_kv_heads, int64_t head_dim, float scale) {
   return ops::causal_attention(q, k, v, num_heads, num_kv_heads, head_dim, scale, /*with_lse=*/true);
 }
-
-// Gradients of causal_attention. With p_ij = exp(scale·q_i·k_j − lse_i) (j <= i):
-//   dv_j += Σ_i p_ij dO_i,   ds_ij = p_ij (dO_i·v_j − dO_i·O_i),
-//   dq_i = scale Σ_j ds_ij k_j,   dk_j += scale Σ_i ds_ij q_i,
-// summed over the query heads that share a KV head.
-struct AttentionGrads {
-  Tensor dq, dk, dv;  // like q, k, v
-};
-AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOutput& fwd,
-                                         const Tensor& dout, int64_t num_heads, int64_t num_kv_heads,
-                                         int64_t head_dim, float scale);
 
 // Parameters under `prefix`: q_proj.weight, k_proj.weight, v_proj.weight, o_proj.weight. Tensor
 // parallelism splits heads by KV group (each rank holds nkv/tp KV heads and their query heads);

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "kernels/ops.h"
-#include "model/backward_ops.h"
 
 namespace nemotron {
 
@@ -43,11 +42,12 @@ FlatBatch flatten_batch(const TrainBatch& tb, int64_t vocab) {
                (tb.labels.dtype() == DType::I64 || tb.labels.dtype() == DType::I32),
            "labels must be I64 or I32 {} like the tokens, got {}", shape_str(shape),
            tb.labels.defined() ? tb.labels.str() : "none");
-  f.labels = tb.labels.to(DType::I64).contiguous().to_i64_vector();
+  // Labels and mask are read on the host (copies when they live on a device; they are small).
+  f.labels = tb.labels.to(Device::cpu()).to(DType::I64).contiguous().to_i64_vector();
   if (tb.loss_mask.defined()) {
     NT_CHECK(tb.loss_mask.shape() == shape && dtype_is_float(tb.loss_mask.dtype()),
              "loss_mask must be a float tensor {} like the tokens, got {}", shape_str(shape), tb.loss_mask.str());
-    f.mask = tb.loss_mask.to_f32_vector();
+    f.mask = tb.loss_mask.to(Device::cpu()).to_f32_vector();
   } else {
     f.mask.assign(f.ids.numel(), 1.0f);
   }
@@ -76,6 +76,39 @@ double sum_of(const std::vector<float>& v) {
   double s = 0.0;
   for (float x : v) s += x;
   return s;
+}
+
+// Σ_i weights_i · CE(h_i @ head^T, labels_i) over the rows of h [N, H], in row chunks so that the
+// [rows, vocab] logits never exist all at once; labels I64 [N] and weights F32 [N] on h's device.
+// When `dh` is given, grad_scale · d(that sum)/dh comes back in it ([N, H]) and the lm_head gradient
+// is added into head_param's grad. The sum is accumulated in double on the host.
+double output_layer_loss(const Tensor& h_in, const Tensor& head, const Tensor& labels, const Tensor& weights,
+                         double grad_scale = 0.0, Tensor* dh = nullptr, Param* head_param = nullptr) {
+  NT_CHECK(h_in.dim() == 2 && h_in.size(1) == head.size(1), "output layer: h {} does not match lm_head {}",
+           h_in.str(), head.str());
+  const Tensor h = h_in.contiguous();
+  const int64_t n = h.size(0), vocab = head.size(0);
+  const bool backward = dh != nullptr && grad_scale != 0.0;
+  // At most ~16M logits (64 MB in F32) per chunk.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / vocab);
+  double total = 0.0;
+  std::vector<Tensor> dh_parts;
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t rows = std::min(chunk, n - r0);
+    Tensor hc = h.narrow(0, r0, rows);
+    Tensor logits = ops::linear(hc, head);  // [rows, V]; becomes d logits when backward
+    Tensor row_loss = ops::cross_entropy_(logits, labels.narrow(0, r0, rows), weights.narrow(0, r0, rows),
+                                          backward ? static_cast<float>(grad_scale) : 0.0f);
+    for (float v : row_loss.to(Device::cpu()).to_f32_vector()) total += v;
+    if (!backward) continue;
+    dh_parts.push_back(ops::matmul(logits, head));
+    if (head_param) ops::matmul_add_(head_param->grad_buffer(), logits, hc, /*trans_a=*/true);
+  }
+  if (dh) {
+    if (!backward) *dh = Tensor::zeros(h.shape(), DType::F32, h.device());
+    else *dh = dh_parts.size() == 1 ? dh_parts[0] : ops::cat(dh_parts, 0);
+  }
+  return total;
 }
 
 }  // namespace
@@ -108,9 +141,40 @@ std::vector<Param*> HybridModel::params() {
 }
 
 void HybridModel::to(Device device) {
+  NT_CHECK(compute_dtype_ == DType::F32 || device.is_cuda(),
+           "the model computes in BF16, which needs a CUDA device; set_compute_dtype(F32) before moving it to {}",
+           device.str());
   for (Param* p : params()) {
     if (p->value.defined()) p->value = p->value.to(device);
     if (p->grad.defined()) p->grad = p->grad.to(device);
+    if (p->working.defined()) p->working = p->working.to(device);
+  }
+}
+
+Device HybridModel::device() const {
+  return embeddings.value.defined() ? embeddings.value.device() : Device::cpu();
+}
+
+namespace {
+// The matrices that feed GEMMs get a working copy; the router (fp32 in Megatron), 1-D parameters and
+// the depthwise convolution's [C, 1, K] weights compute in fp32.
+bool has_working_copy(const Param& p) { return p.value.dim() == 2 && !p.name.ends_with(".gate.weight"); }
+}  // namespace
+
+void HybridModel::set_compute_dtype(DType dtype) {
+  NT_CHECK(dtype == DType::F32 || dtype == DType::BF16, "compute dtype must be F32 or BF16, got {}",
+           dtype_name(dtype));
+  NT_CHECK(dtype == DType::F32 || device().is_cuda(),
+           "BF16 compute needs the model on a CUDA device (HybridModel::to(Device::cuda()) first); the CPU "
+           "computes in fp32");
+  compute_dtype_ = dtype;
+  refresh_working_copies();
+}
+
+void HybridModel::refresh_working_copies() {
+  for (Param* p : params()) {
+    const bool wanted = compute_dtype_ == DType::BF16 && p->value.defined() && has_working_copy(*p);
+    p->working = wanted ? p->value.to(DType::BF16) : Tensor();
   }
 }
 
@@ -135,11 +199,11 @@ void HybridModel::check_unsharded(const char* what) const {
 
 Tensor HybridModel::embed(const Tensor& input_ids) const {
   check_unsharded("the embedding lookup");
-  Tensor ids = ids_as_i64(input_ids, config.vocab_size).to(embeddings.value.device());
-  return ops::index_select(embeddings.value, ids.flatten()).view({ids.size(0), ids.size(1), config.hidden_size});
+  Tensor ids = ids_as_i64(input_ids, config.vocab_size).to(device());
+  return ops::index_select(embeddings.compute(), ids.flatten()).view({ids.size(0), ids.size(1), config.hidden_size});
 }
 
-Tensor HybridModel::lm_logits(const Tensor& h) const { return ops::linear(h, lm_head.value); }
+Tensor HybridModel::lm_logits(const Tensor& h) const { return ops::linear(h, lm_head.compute()); }
 
 HybridModel::Output HybridModel::forward(const Tensor& input_ids, bool keep_hidden_states) const {
   check_unsharded("HybridModel::forward");
@@ -226,13 +290,15 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   FlatBatch batch = flatten_batch(tb, config.vocab_size);
   const int64_t B = batch.batch, T = batch.seq, H = config.hidden_size, D = options.mtp_depths, N = B * T;
   check_mtp_depths(mtp, D, T);
+  const Device dev = device();
   TrainContext ctx;
   ctx.recompute = options.recompute;
   ctx.aux_loss_coeff = options.moe_aux_loss_coeff;
   ctx.aux_grad_scale = options.aux_grad_scale;
 
   // ---- forward ----
-  Tensor h = embed(batch.ids);
+  const Tensor ids = batch.ids.to(dev);
+  Tensor h = embed(ids);
   std::vector<BlockSaved> saved(layers.size());
   for (size_t l = 0; l < layers.size(); ++l) h = layers[l].forward_train(h, saved[l], ctx);
   const Tensor last_hidden = h;
@@ -241,14 +307,14 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   // MTP depth k reads the tokens rolled left k times and the previous depth's output.
   std::vector<MtpBlock::Activations> mtp_saved(D);
   std::vector<Tensor> mtp_out(D), mtp_ids(D);
-  std::vector<int64_t> ids = batch.ids.to_i64_vector();
+  std::vector<int64_t> host_ids = batch.ids.to_i64_vector();
   // Megatron scales a repeated MTP layer's aux loss by 1/D (router.py attach_and_log_load_balancing_loss);
   // the weight applies in the MTP blocks' forward and in their recomputation during the backward.
   const double mtp_aux_weight = mtp.size() == 1 ? 1.0 / double(std::max<int64_t>(D, 1)) : 1.0;
   ctx.aux_loss_weight = mtp_aux_weight;
   Tensor hk = final_hidden;
   for (int64_t k = 1; k <= D; ++k) {
-    mtp_ids[k - 1] = Tensor::from_vector(roll_left<int64_t>(ids, B, T, k, 0), {B, T});
+    mtp_ids[k - 1] = Tensor::from_vector(roll_left<int64_t>(host_ids, B, T, k, 0), {B, T}).to(dev);
     MtpBlock& block = mtp.size() == 1 ? mtp[0] : mtp[k - 1];
     hk = block.forward_train(hk, embed(mtp_ids[k - 1]), mtp_saved[k - 1], ctx);
     mtp_out[k - 1] = hk;
@@ -258,12 +324,13 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   // ---- losses and the output layer's backward ----
   LossReport report;
   for (float m : batch.mask) report.tokens += m != 0.0f;
-  Tensor dfinal = Tensor::zeros({N, H}, DType::F32);
+  const Tensor& head = lm_head.compute();
+  Tensor dfinal;
   {
     const double count = std::max(sum_of(batch.mask), 1.0);
-    Tensor labels = Tensor::from_vector(batch.labels, {N});
-    report.lm_loss = grad::cross_entropy_rows(final_hidden.view({N, H}), lm_head.value, labels, batch.mask,
-                                              options.loss_grad_scale / count, &dfinal, &lm_head) /
+    report.lm_loss = output_layer_loss(final_hidden.view({N, H}), head, Tensor::from_vector(batch.labels, {N}).to(dev),
+                                       Tensor::from_vector(batch.mask, {N}).to(dev), options.loss_grad_scale / count,
+                                       &dfinal, &lm_head) /
                      count;
   }
   const double mtp_weight = D > 0 ? options.mtp_loss_scaling_factor / double(D) : 0.0;
@@ -272,11 +339,10 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
     std::vector<float> mask = roll_left<float>(batch.mask, B, T, k, 0.0f);
     std::vector<int64_t> labels = roll_left<int64_t>(batch.labels, B, T, k, 0);
     const double count = std::max(sum_of(mask), 1.0);
-    dmtp[k - 1] = Tensor::zeros({N, H}, DType::F32);
-    report.mtp_loss.push_back(grad::cross_entropy_rows(mtp_out[k - 1].view({N, H}), lm_head.value,
-                                                       Tensor::from_vector(labels, {N}), mask,
-                                                       options.loss_grad_scale * mtp_weight / count, &dmtp[k - 1],
-                                                       &lm_head) /
+    report.mtp_loss.push_back(output_layer_loss(mtp_out[k - 1].view({N, H}), head,
+                                                Tensor::from_vector(labels, {N}).to(dev),
+                                                Tensor::from_vector(mask, {N}).to(dev),
+                                                options.loss_grad_scale * mtp_weight / count, &dmtp[k - 1], &lm_head) /
                               count);
   }
 
@@ -293,7 +359,7 @@ LossReport HybridModel::forward_backward(const TrainBatch& tb, const TrainOption
   ctx.aux_loss_weight = 1.0;
   Tensor dh = norm_f.backward(last_hidden, dfinal.view({B, T, H}));
   for (size_t l = layers.size(); l-- > 0;) dh = layers[l].backward(dh, saved[l], ctx);
-  ops::index_add_(embeddings.grad_buffer(), batch.ids.flatten(), dh.reshape({N, H}));
+  ops::index_add_(embeddings.grad_buffer(), ids.flatten(), dh.reshape({N, H}));
 
   for (double a : ctx.aux_losses) report.aux_loss += a;
   report.total = report.lm_loss + report.aux_loss;
@@ -306,12 +372,14 @@ LossReport HybridModel::evaluate(const TrainBatch& tb, const TrainOptions& optio
   FlatBatch batch = flatten_batch(tb, config.vocab_size);
   const int64_t B = batch.batch, T = batch.seq, H = config.hidden_size, D = options.mtp_depths, N = B * T;
   check_mtp_depths(mtp, D, T);
-  const Tensor& head = lm_head.value;
+  const Device dev = device();
+  const Tensor& head = lm_head.compute();
   LossReport report;
   for (float m : batch.mask) report.tokens += m != 0.0f;
-  Tensor hk = forward(batch.ids).final_hidden;
+  Tensor hk = forward(batch.ids.to(dev)).final_hidden;
   const double count = std::max(sum_of(batch.mask), 1.0);
-  report.lm_loss = grad::cross_entropy_rows(hk.view({N, H}), head, Tensor::from_vector(batch.labels, {N}), batch.mask) /
+  report.lm_loss = output_layer_loss(hk.view({N, H}), head, Tensor::from_vector(batch.labels, {N}).to(dev),
+                                     Tensor::from_vector(batch.mask, {N}).to(dev)) /
                    count;
   std::vector<int64_t> ids = batch.ids.to_i64_vector();
   const double mtp_weight = D > 0 ? options.mtp_loss_scaling_factor / double(D) : 0.0;
@@ -321,10 +389,11 @@ LossReport HybridModel::evaluate(const TrainBatch& tb, const TrainOptions& optio
     hk = block.forward(hk, embed(Tensor::from_vector(roll_left<int64_t>(ids, B, T, k, 0), {B, T})));
     std::vector<float> mask = roll_left<float>(batch.mask, B, T, k, 0.0f);
     const double n = std::max(sum_of(mask), 1.0);
-    report.mtp_loss.push_back(grad::cross_entropy_rows(hk.view({N, H}), head,
-                                                       Tensor::from_vector(roll_left<int64_t>(batch.labels, B, T, k, 0), {N}),
-                                                       mask) /
-                              n);
+    report.mtp_loss.push_back(
+        output_layer_loss(hk.view({N, H}), head,
+                          Tensor::from_vector(roll_left<int64_t>(batch.labels, B, T, k, 0), {N}).to(dev),
+                          Tensor::from_vector(mask, {N}).to(dev)) /
+        n);
     report.total += mtp_weight * report.mtp_loss.back();
   }
   return report;

@@ -74,12 +74,26 @@ class HybridModel {
   // Loads every parameter from HF-named tensors; errors on a missing, extra or misshapen tensor.
   // Accepts "backbone.embedding.weight" for "backbone.embeddings.weight".
   void load_weights(const WeightMap& weights, const std::string& source = "weights");
-  // Moves every parameter (value and any gradient) to `device`. forward() then expects nothing else:
-  // input ids may live anywhere. The training path (forward_backward) is CPU-only for now.
+  // Moves every parameter (value, any gradient and working copy) to `device`. forward(),
+  // forward_backward() and evaluate() then expect nothing else: input ids, labels and masks may live
+  // anywhere (they are small and pass through the host).
   void to(Device device);
 
+  // Mixed precision, Megatron style: with BF16 the matrices that feed GEMMs (linear weights,
+  // embeddings, lm_head; not the MoE router's gate.weight, which stays fp32 as with Megatron's
+  // moe_router_dtype = fp32, nor 1-D or convolution parameters) get a BF16 working copy
+  // (Param::working) that the layers compute with; activations then flow in BF16 (norms, router,
+  // softmax, SSM state and loss computing in fp32 inside the ops), and weight gradients accumulate
+  // into the fp32 Param::grad. Outputs (logits, hidden states) come out in BF16. F32 drops the
+  // working copies. BF16 needs the model on a CUDA device (the CPU computes in fp32).
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const { return compute_dtype_; }
+  // Re-casts the working copies from the fp32 master weights; call after every optimizer step (and
+  // after anything else that changes Param::value) while the compute dtype is BF16.
+  void refresh_working_copies();
+
   struct Output {
-    Tensor logits;                     // F32 [B, T, V]
+    Tensor logits;                     // F32 [B, T, V] (BF16 in BF16 compute)
     Tensor final_hidden;               // F32 [B, T, H], after norm_f (the MTP input)
     std::vector<Tensor> hidden_states;  // when asked: [0] embeddings, [l+1] output of layer l (before norm_f)
   };
@@ -106,7 +120,8 @@ class HybridModel {
   // Forward and backward of one micro-batch: adds to Param::grad as TrainOptions says and returns the
   // losses. MTP gradients flow into the MTP block, the shared embedding and lm_head, and into the main
   // model's final hidden state (Megatron does not detach it; mtp_detach_heads is not supported).
-  // Unsharded only for now (tensor/expert/pipeline/context parallel sizes 1).
+  // Unsharded only for now (tensor/expert/pipeline/context parallel sizes 1). Runs on the model's
+  // device; the output layer's logits exist for a chunk of rows at a time.
   LossReport forward_backward(const TrainBatch& batch, const TrainOptions& options);
   // The same losses without gradients (aux_loss 0, no expert counting); options' mtp fields apply.
   LossReport evaluate(const TrainBatch& batch, const TrainOptions& options) const;
@@ -129,6 +144,9 @@ class HybridModel {
 
  private:
   void check_unsharded(const char* what) const;
+  Device device() const;
+
+  DType compute_dtype_ = DType::F32;
 };
 
 }  // namespace nemotron

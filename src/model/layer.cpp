@@ -1,7 +1,6 @@
 #include "model/layer.h"
 
 #include "kernels/ops.h"
-#include "model/backward_ops.h"
 #include "model/attention.h"
 #include "model/mamba2.h"
 #include "model/mlp.h"
@@ -12,10 +11,10 @@ namespace nemotron {
 RMSNorm::RMSNorm(std::string weight_name, int64_t dim, float eps)
     : weight(Param::whole(std::move(weight_name), {dim})), eps(eps) {}
 
-Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm(x, weight.value, eps); }
+Tensor RMSNorm::forward(const Tensor& x) const { return ops::rms_norm(x, weight.compute(), eps); }
 
 Tensor RMSNorm::backward(const Tensor& x, const Tensor& dy) {
-  grad::RmsNormGrads g = grad::rms_norm_backward(x, weight.value, eps, dy);
+  ops::RmsNormGrads g = ops::rms_norm_backward(x, weight.compute(), eps, dy);
   weight.accumulate_grad(g.dweight);
   return g.dx;
 }

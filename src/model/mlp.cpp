@@ -18,21 +18,21 @@ ReluSquaredMLP::ReluSquaredMLP(const std::string& prefix, int64_t in_dim, int64_
 }
 
 Tensor ReluSquaredMLP::forward(const Tensor& x) const {
-  Tensor h = ops::relu2(ops::linear(x, up_proj.value, up_bias ? up_bias->value : Tensor()));
-  return ops::linear(h, down_proj.value, down_bias && adds_down_bias ? down_bias->value : Tensor());
+  Tensor h = ops::relu2(ops::linear(x, up_proj.compute(), up_bias ? up_bias->compute() : Tensor()));
+  return ops::linear(h, down_proj.compute(), down_bias && adds_down_bias ? down_bias->compute() : Tensor());
 }
 
 Tensor ReluSquaredMLP::forward_train(const Tensor& x, Activations& saved) const {
   saved.x = x;
-  saved.pre = ops::linear(x, up_proj.value, up_bias ? up_bias->value : Tensor());
-  return ops::linear(ops::relu2(saved.pre), down_proj.value,
-                     down_bias && adds_down_bias ? down_bias->value : Tensor());
+  saved.pre = ops::linear(x, up_proj.compute(), up_bias ? up_bias->compute() : Tensor());
+  return ops::linear(ops::relu2(saved.pre), down_proj.compute(),
+                     down_bias && adds_down_bias ? down_bias->compute() : Tensor());
 }
 
 Tensor ReluSquaredMLP::backward(const Tensor& dy, const Activations& saved) {
   Param* db = down_bias && adds_down_bias ? &*down_bias : nullptr;
   Tensor dact = grad::linear_backward(ops::relu2(saved.pre), dy, down_proj, db);
-  Tensor dpre = grad::relu2_backward(saved.pre, dact);
+  Tensor dpre = ops::relu2_backward(saved.pre, dact);
   return grad::linear_backward(saved.x, dpre, up_proj, up_bias ? &*up_bias : nullptr);
 }
 

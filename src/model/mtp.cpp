@@ -26,7 +26,7 @@ MtpBlock::MtpBlock(const ModelConfig& cfg, const ParallelState& ps, int64_t bloc
 
 Tensor MtpBlock::forward(const Tensor& h, const Tensor& next_embeddings) const {
   // Order [embedding, hidden] (Megatron _concat_embeddings).
-  Tensor u = ops::linear(ops::cat({enorm.forward(next_embeddings), hnorm.forward(h)}, -1), eh_proj.value);
+  Tensor u = ops::linear(ops::cat({enorm.forward(next_embeddings), hnorm.forward(h)}, -1), eh_proj.compute());
   for (const Block& b : layers) u = b.forward(u);
   return final_layernorm.forward(u);
 }
@@ -35,7 +35,7 @@ Tensor MtpBlock::forward_train(const Tensor& h, const Tensor& next_embeddings, A
   saved.embeddings = next_embeddings;
   saved.hidden = h;
   saved.projected_in = ops::cat({enorm.forward(next_embeddings), hnorm.forward(h)}, -1);
-  Tensor u = ops::linear(saved.projected_in, eh_proj.value);
+  Tensor u = ops::linear(saved.projected_in, eh_proj.compute());
   saved.layers.clear();
   saved.layers.resize(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) u = layers[i].forward_train(u, saved.layers[i], ctx);

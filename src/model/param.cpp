@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "core/thread_pool.h"
+#include "kernels/ops.h"
 
 namespace nemotron {
 
@@ -61,31 +61,30 @@ void Param::load(const Tensor& full) {
   value = select_shard(full);
 }
 
+namespace {
+Device device_of(const Tensor& value) { return value.defined() ? value.device() : Device::cpu(); }
+}  // namespace
+
 void Param::zero_grad() {
   if (!requires_grad) return;
   if (!grad.defined()) {
-    grad = Tensor::zeros(local_shape(), DType::F32);
+    grad = Tensor::zeros(local_shape(), DType::F32, device_of(value));
   } else {
     grad.zero_();
   }
 }
 
 Tensor& Param::grad_buffer() {
-  if (!grad.defined()) grad = Tensor::zeros(local_shape(), DType::F32);
+  if (!grad.defined()) grad = Tensor::zeros(local_shape(), DType::F32, device_of(value));
   return grad;
 }
 
-void Param::accumulate_grad(const Tensor& g_in) {
+void Param::accumulate_grad(const Tensor& g) {
   if (!requires_grad) return;
-  NT_CHECK(g_in.shape() == local_shape(), "gradient for '{}' has shape {}, expected {}", name, shape_str(g_in.shape()),
+  NT_CHECK(g.shape() == local_shape(), "gradient for '{}' has shape {}, expected {}", name, shape_str(g.shape()),
            shape_str(local_shape()));
-  if (!grad.defined()) grad = Tensor::zeros(local_shape(), DType::F32);
-  Tensor g = g_in.to(DType::F32).contiguous();
-  float* dst = grad.data<float>();
-  const float* src = g.data<float>();
-  parallel_for(g.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dst[i] += src[i];
-  });
+  // ops::add keeps the dtype of its first operand on devices: the F32 grad.
+  grad = ops::add(grad_buffer(), g);
 }
 
 void load_params(const std::vector<Param*>& params, const WeightMap& weights, const std::string& source,

@@ -22,12 +22,19 @@ struct Param {
   Shape full_shape;           // shape of the whole HF tensor
   int shard_dim = -1;         // -1: this rank holds the whole tensor
   std::vector<Range> ranges;  // parts of shard_dim held here, concatenated in this order
-  Tensor value;               // F32, local_shape(); undefined until loaded
-  // d(loss)/d(value), F32 of local_shape(), accumulated across micro-batches by the layers' backward
-  // passes. Undefined until the first backward or zero_grad(). Parameters that are not trained (the
-  // router's e_score_correction_bias, changed by the expert-bias rule instead) never get one.
+  Tensor value;               // F32, local_shape(); undefined until loaded. The master weight.
+  // d(loss)/d(value), F32 of local_shape() on value's device, accumulated across micro-batches by the
+  // layers' backward passes. Undefined until the first backward or zero_grad(). Parameters that are
+  // not trained (the router's e_score_correction_bias, changed by the expert-bias rule instead) never
+  // get one.
   Tensor grad;
+  // Mixed precision (Megatron style): a BF16 copy of value that the GEMMs read, or undefined when the
+  // layers compute with value itself (HybridModel::set_compute_dtype makes and refreshes it).
+  Tensor working;
   bool requires_grad = true;
+
+  // What the layers compute with: the working copy when there is one, else the master weight.
+  const Tensor& compute() const { return working.defined() ? working : value; }
 
   // A replicated parameter.
   static Param whole(std::string name, Shape full_shape);
@@ -41,12 +48,13 @@ struct Param {
   // Loads value from the whole HF tensor, checking its shape and dtype.
   void load(const Tensor& full);
 
-  // grad += g (g: local_shape(), any float dtype); allocates a zero grad first when there is none.
-  // Does nothing for a parameter that does not require a gradient.
+  // grad += g (g: local_shape(), any float dtype, on value's device); allocates a zero grad first
+  // when there is none. Does nothing for a parameter that does not require a gradient.
   void accumulate_grad(const Tensor& g);
-  // Sets grad to zeros (allocating it) when the parameter requires a gradient.
+  // Sets grad to zeros (allocating it on value's device) when the parameter requires a gradient.
   void zero_grad();
-  // grad, allocated as zeros when there is none yet (for in-place accumulation such as scatter-adds).
+  // grad, allocated as zeros on value's device when there is none yet (for in-place accumulation:
+  // scatter-adds, ops::matmul_add_).
   Tensor& grad_buffer();
 };
 

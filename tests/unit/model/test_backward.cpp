@@ -9,7 +9,6 @@
 #include "fd_util.h"
 #include "kernels/ops.h"
 #include "model/attention.h"
-#include "model/backward_ops.h"
 #include "model/hybrid_model.h"
 #include "model/mamba2.h"
 #include "model/mlp.h"
@@ -82,10 +81,10 @@ std::vector<FdTarget> param_targets(const std::vector<Param*>& params) {
 
 TEST(BackwardPieces, RmsNormAndRelu2) {
   Tensor x = test::randn({3, 5, 8}, 1), w = test::uniform({8}, 2, 0.5f, 1.5f), r = test::randn({3, 5, 8}, 3);
-  grad::RmsNormGrads g = grad::rms_norm_backward(x, w, 1e-5f, r);
+  ops::RmsNormGrads g = ops::rms_norm_backward(x, w, 1e-5f, r);
   auto loss = [&] { return test::weighted_sum(ops::rms_norm(x, w, 1e-5f), r); };
   expect_fd("rms_norm", test::check_directional({{"x", x, g.dx}, {"weight", w, g.dweight}}, loss));
-  Tensor dx = grad::relu2_backward(x, r);
+  Tensor dx = ops::relu2_backward(x, r);
   expect_fd("relu2", test::check_directional({{"x", x, dx}}, [&] { return test::weighted_sum(ops::relu2(x), r); }));
 }
 
@@ -94,7 +93,7 @@ TEST(BackwardPieces, CausalConvSiluWithAndWithoutBias) {
   Tensor r = test::randn({2, 7, 5}, 13);
   for (bool with_bias : {true, false}) {
     Tensor b = with_bias ? bias : Tensor();
-    mamba::ConvGrads g = mamba::causal_conv1d_silu_backward(x, w, b, r);
+    ops::ConvGrads g = ops::causal_conv1d_silu_backward(x, w, b, r);
     EXPECT_EQ(g.dweight.shape(), w.shape());
     std::vector<FdTarget> t = {{"x", x, g.dx}, {"weight", w, g.dweight}};
     if (with_bias) t.push_back({"bias", bias, g.dbias});
@@ -108,7 +107,7 @@ TEST(BackwardPieces, DiscretizeDtIncludingTheFloorAndLargeValues) {
   Tensor raw = test::randn({2, 6, 3}, 20, 4.0f), bias = Tensor::from_vector(std::vector<float>{-1.0f, 18.0f, -6.0f}, {3});
   Tensor r = test::randn({2, 6, 3}, 21);
   for (double lo : {0.0, 0.01}) {
-    mamba::DtGrads g = mamba::discretize_dt_backward(raw, bias, lo, INFINITY, r);
+    ops::DtGrads g = ops::discretize_dt_backward(raw, bias, lo, INFINITY, r);
     expect_fd(lo > 0 ? "dt (floor 0.01)" : "dt",
               test::check_directional({{"raw", raw, g.d_raw}, {"bias", bias, g.d_bias}},
                                       [&] { return test::weighted_sum(mamba::discretize_dt(raw, bias, lo, INFINITY), r); }));
@@ -138,9 +137,9 @@ TEST(BackwardPieces, SsdScanEveryInputAnyChunkSize) {
   in.initial_state = test::randn({batch, nh, p, n}, 36, 0.5f);
   Tensor r = test::randn({batch, seq, nh, p}, 37);
   auto loss = [&] { return test::weighted_sum(mamba::ssd_sequential(in).y, r); };
-  mamba::SsdGrads ref;
+  ops::SsdGrads ref;
   for (int64_t chunk : {1, 4, 11, 64}) {
-    mamba::SsdGrads g = mamba::ssd_backward(in, r, chunk);
+    ops::SsdGrads g = ops::ssd_scan_backward(in, r, chunk);
     if (chunk == 1) {
       ref = g;
       expect_fd("ssd", test::check_directional({{"x", in.x, g.dx},
@@ -164,7 +163,7 @@ TEST(BackwardPieces, GatedRmsNormGroupsSpanningHeads) {
   Tensor y = test::randn({2, 3, 12}, 40), z = test::randn({2, 3, 12}, 41, 1.5f), w = test::uniform({12}, 42, 0.5f, 1.5f);
   Tensor r = test::randn({2, 3, 12}, 43);
   for (int64_t group : {12, 6, 4}) {
-    mamba::GatedNormGrads g = mamba::gated_rms_norm_backward(y, z, w, group, 1e-5f, r);
+    ops::GatedNormGrads g = ops::gated_rms_norm_backward(y, z, w, group, 1e-5f, r);
     expect_fd("gated norm, group " + std::to_string(group),
               test::check_directional({{"y", y, g.dy}, {"z", z, g.dz}, {"weight", w, g.dweight}},
                                       [&] { return test::weighted_sum(mamba::gated_rms_norm(y, z, w, group, 1e-5f), r); }));
@@ -178,7 +177,7 @@ TEST(BackwardPieces, CausalAttentionGqaMqaMha) {
            v = test::randn({batch, seq, nkv * hd}, 52), r = test::randn({batch, seq, nq * hd}, 53);
     AttentionOutput fwd = causal_attention_train(q, k, v, nq, nkv, hd, 0.5f);
     EXPECT_LT(test::max_rel_diff(fwd.out, causal_attention(q, k, v, nq, nkv, hd, 0.5f)), 1e-7);
-    AttentionGrads g = causal_attention_backward(q, k, v, fwd, r, nq, nkv, hd, 0.5f);
+    ops::AttentionGrads g = ops::causal_attention_backward(q, k, v, fwd, r, nq, nkv, hd, 0.5f);
     expect_fd("attention nkv " + std::to_string(nkv),
               test::check_directional({{"q", q, g.dq}, {"k", k, g.dk}, {"v", v, g.dv}}, [&] {
                 return test::weighted_sum(causal_attention(q, k, v, nq, nkv, hd, 0.5f), r);
@@ -186,17 +185,25 @@ TEST(BackwardPieces, CausalAttentionGqaMqaMha) {
   }
 }
 
-TEST(BackwardPieces, CrossEntropyWithMaskAndChunks) {
+TEST(BackwardPieces, CrossEntropyThroughTheOutputLayerWithMask) {
+  // The model's output layer: logits = h @ w^T, per-row losses and their gradient from
+  // ops::cross_entropy_, pulled back through w by matmul (dh) and matmul_add_ (dw).
   const int64_t rows = 9, hidden = 6, vocab = 11;
   Tensor h = test::randn({rows, hidden}, 60), w = test::randn({vocab, hidden}, 61, 0.5f);
   std::vector<int64_t> label_values = {3, 0, 10, 7, 7, -1, 2, 5, 1};
   std::vector<float> mask = {1, 1, 0.5f, 1, 0, 0, 1, 2, 1};  // row 5 has label -1 but mask 0
-  Tensor labels = Tensor::from_vector(label_values, {rows});
-  Param head = Param::whole("lm_head.weight", {vocab, hidden});
-  head.value = w;
-  Tensor dh = Tensor::zeros({rows, hidden}, DType::F32);
-  const double scale = 0.7;
-  double loss = grad::cross_entropy_rows(h, w, labels, mask, scale, &dh, &head);
+  Tensor labels = Tensor::from_vector(label_values, {rows}), weights = Tensor::from_vector(mask, {rows});
+  auto loss_of = [&](Tensor logits, float scale) {
+    double sum = 0;
+    for (float v : ops::cross_entropy_(logits, labels, weights, scale).to_f32_vector()) sum += v;
+    return sum;
+  };
+  const float scale = 0.7f;
+  Tensor dlogits = ops::linear(h, w);
+  const double loss = loss_of(dlogits, scale);
+  Tensor dh = ops::matmul(dlogits, w);
+  Tensor dw = Tensor::zeros({vocab, hidden}, DType::F32);
+  ops::matmul_add_(dw, dlogits, h, /*trans_a=*/true);
   // The loss against a textbook log-softmax.
   Tensor logp = ops::log_softmax(ops::matmul(h, w, false, true));
   double expected = 0;
@@ -204,10 +211,11 @@ TEST(BackwardPieces, CrossEntropyWithMaskAndChunks) {
     if (mask[i] != 0) expected -= mask[i] * logp.at({i, label_values[i]});
   EXPECT_NEAR(loss, expected, 1e-5 * std::fabs(expected));
   expect_fd("cross entropy", test::check_directional({{"h", h, ops::scale(dh, 1.0f / scale)},
-                                                      {"lm_head", w, ops::scale(head.grad, 1.0f / scale)}},
-                                                     [&] { return grad::cross_entropy_rows(h, w, labels, mask); }));
+                                                      {"lm_head", w, ops::scale(dw, 1.0f / scale)}},
+                                                     [&] { return loss_of(ops::linear(h, w), 0.0f); }));
   labels = Tensor::from_vector(std::vector<int64_t>{3, 0, 10, 7, 7, -1, 2, 11, 1}, {rows});
-  EXPECT_THROW(grad::cross_entropy_rows(h, w, labels, mask), Error);  // label 11 with mask 2
+  Tensor logits = ops::linear(h, w);
+  EXPECT_THROW(ops::cross_entropy_(logits, labels, weights, 0.0f), Error);  // label 11 with mask 2
 }
 
 TEST(BackwardPieces, SeqAuxLossValueAndGradient) {
@@ -357,7 +365,7 @@ TEST(BackwardPieces, SsdGradientsEqualDoublePrecisionDifferencesElementwise) {
   in.D = test::uniform({nh}, 85, 0.5f, 1.5f);
   in.initial_state = test::randn({batch, nh, p, n}, 86, 0.5f);
   Tensor r = test::randn({batch, seq, nh, p}, 87);
-  mamba::SsdGrads g = mamba::ssd_backward(in, r, 4);
+  ops::SsdGrads g = ops::ssd_scan_backward(in, r, 4);
   std::vector<std::vector<double>> v = {as_double(in.x), as_double(in.dt), as_double(in.A), as_double(in.B),
                                         as_double(in.C), as_double(in.D), as_double(in.initial_state)};
   const std::vector<Tensor> grads = {g.dx, g.ddt, g.dA, g.dB, g.dC, g.dD, g.d_initial_state};
