@@ -27,12 +27,6 @@ Tensor ids_tensor(const std::vector<std::vector<int32_t>>& rows) {
   return Tensor::from_vector(flat, {static_cast<int64_t>(rows.size()), cols});
 }
 
-// Row b of a contiguous F32 [B, T, V] tensor at position t.
-std::span<const float> row(const Tensor& t, int64_t b, int64_t pos) {
-  const int64_t V = t.size(2);
-  return {t.data<float>() + (b * t.size(1) + pos) * V, static_cast<size_t>(V)};
-}
-
 // Logits after the repetition penalty over `seen` (the sequence so far) and `extra` (the drafts before
 // this position).
 std::vector<float> penalized(std::span<const float> logits, const std::vector<int32_t>& seen,
@@ -97,6 +91,35 @@ std::string GenerationStats::summary() const {
   return s;
 }
 
+// A step's logits [B, T, V] where the host reads them. Greedy decoding without a repetition penalty
+// needs only each position's argmax: for logits on a GPU that is computed there, and B·T ids cross
+// the bus instead of B·T·V floats. Everything else (sampling, penalties) copies the logits to the
+// host (B·T·V floats per step: 8 MB for 16 rows of a 131k vocabulary).
+class Generator::StepLogits {
+ public:
+  StepLogits(const Tensor& logits, const SamplingParams& params) {
+    if (!params.do_sample && params.repetition_penalty == 1.0 && !logits.device().is_cpu()) {
+      positions_ = logits.size(1);
+      argmax_ = ops::argmax(logits, -1).to(Device::cpu()).to(DType::I64).contiguous().to_i64_vector();
+    } else {
+      host_ = logits.to(Device::cpu()).to(DType::F32).contiguous();
+    }
+  }
+  // Only the argmax is at hand (then the caller decodes greedily without a penalty).
+  bool argmax_only() const { return !host_.defined(); }
+  int32_t argmax(int64_t b, int64_t pos) const { return static_cast<int32_t>(argmax_[b * positions_ + pos]); }
+  // Row b at position pos, when !argmax_only().
+  std::span<const float> row(int64_t b, int64_t pos) const {
+    const int64_t V = host_.size(2);
+    return {host_.data<float>() + (b * host_.size(1) + pos) * V, static_cast<size_t>(V)};
+  }
+
+ private:
+  Tensor host_;  // F32 [B, T, V] on the host
+  std::vector<int64_t> argmax_;
+  int64_t positions_ = 0;
+};
+
 struct Generator::Sequence {
   Sequence(const HybridModel& model, size_t index, const std::vector<int32_t>& prompt, const SamplingParams& sampling)
       : index(index),
@@ -134,9 +157,10 @@ struct Generator::Sequence {
 
 Generator::Generator(const HybridModel& model, const tokenizer::Tokenizer* tok) : model_(model), tok_(tok) {}
 
-int32_t Generator::choose(Sequence& s, std::span<const float> logits, std::span<const int32_t> extra_context,
-                          const SamplingParams& params) {
-  const std::vector<float> l = penalized(logits, s.seen_ids, extra_context, params);
+int32_t Generator::choose(Sequence& s, const StepLogits& logits, int64_t b, int64_t pos,
+                          std::span<const int32_t> extra_context, const SamplingParams& params) {
+  if (logits.argmax_only()) return logits.argmax(b, pos);  // greedy without a penalty
+  const std::vector<float> l = penalized(logits.row(b, pos), s.seen_ids, extra_context, params);
   if (!params.do_sample) return argmax(l);
   return sample(sampling_distribution(l, params), s.rng);
 }
@@ -191,7 +215,7 @@ void Generator::prefill(Sequence& s, const GenerationConfig& config) {
     if (last) logits = out.logits;
   }
   if (mtp_drafting) s.mtp_pending = hidden.size() == 1 ? hidden[0].contiguous() : ops::cat(hidden, 0);
-  emit(s, choose(s, row(logits, 0, 0), {}, config.sampling), config);
+  emit(s, choose(s, StepLogits(logits, config.sampling), 0, 0, {}, config.sampling), config);
 }
 
 void Generator::plain_round(std::vector<Sequence*>& active, const GenerationConfig& config) {
@@ -202,8 +226,9 @@ void Generator::plain_round(std::vector<Sequence*>& active, const GenerationConf
     caches.push_back(&s->cache);
   }
   decode::StepOutput out = decode::model_step(model_, ids_tensor(ids), caches);
+  const StepLogits logits(out.logits, config.sampling);
   for (size_t b = 0; b < active.size(); ++b)
-    emit(*active[b], choose(*active[b], row(out.logits, b, 0), {}, config.sampling), config);
+    emit(*active[b], choose(*active[b], logits, static_cast<int64_t>(b), 0, {}, config.sampling), config);
 }
 
 void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config) {
@@ -211,8 +236,12 @@ void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationC
   const SamplingParams& params = config.sampling;
 
   // A draft from MTP logits, processed as the main model's (penalty, temperature, filters).
-  auto draft = [&](Sequence& s, std::span<const float> logits) {
-    const std::vector<float> l = penalized(logits, s.seen_ids, s.drafts, params);
+  auto draft = [&](Sequence& s, const StepLogits& logits, int64_t b) {
+    if (logits.argmax_only()) {
+      s.drafts.push_back(logits.argmax(b, 0));
+      return;
+    }
+    const std::vector<float> l = penalized(logits.row(b, 0), s.seen_ids, s.drafts, params);
     if (!params.do_sample) {
       s.drafts.push_back(argmax(l));
     } else {
@@ -238,9 +267,10 @@ void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationC
       caches.push_back(&s->cache);
     }
     decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
+    const StepLogits logits(out.logits, params);
     for (size_t b = 0; b < group.size(); ++b) {
       group[b]->draft_hidden = out.final_hidden.select(0, b).narrow(0, n - 1, 1).unsqueeze(0).contiguous();
-      draft(*group[b], row(out.logits, b, 0));
+      draft(*group[b], logits, static_cast<int64_t>(b));
     }
   }
 
@@ -255,9 +285,10 @@ void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationC
       next.push_back({s->drafts.back()});
     }
     decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
+    const StepLogits logits(out.logits, params);
     for (size_t b = 0; b < active.size(); ++b) {
       active[b]->draft_hidden = out.final_hidden.narrow(0, b, 1).contiguous();
-      draft(*active[b], row(out.logits, b, 0));
+      draft(*active[b], logits, static_cast<int64_t>(b));
     }
   }
 }
@@ -296,8 +327,10 @@ void Generator::speculative_round(std::vector<Sequence*>& active, const Generati
   }
   decode::StepOutput out = decode::model_step(model_, ids_tensor(ids), caches,
                                               {.logits = decode::LogitsAt::All, .keep_checkpoints = true});
+  const StepLogits logits(out.logits, params);
 
-  // 4. Accept left to right; 5. roll back, emit.
+  // 4. Accept left to right; 5. roll back (all rows' Mamba states at once), emit.
+  std::vector<int64_t> kept_positions;
   for (size_t b = 0; b < active.size(); ++b) {
     Sequence& s = *active[b];
     const int64_t verified = s.cache.length - (K + 1);  // the main length before this round
@@ -308,23 +341,24 @@ void Generator::speculative_round(std::vector<Sequence*>& active, const Generati
       const std::span<const int32_t> before(s.drafts.data(), static_cast<size_t>(accepted));
       bool kept = false;
       if (!params.do_sample) {
-        last = choose(s, row(out.logits, b, accepted), before, params);
+        last = choose(s, logits, static_cast<int64_t>(b), accepted, before, params);
         kept = last == d;
       } else {
         const std::vector<float> p =
-            sampling_distribution(penalized(row(out.logits, b, accepted), s.seen_ids, before, params), params);
+            sampling_distribution(penalized(logits.row(static_cast<int64_t>(b), accepted), s.seen_ids, before, params),
+                                  params);
         last = accept_or_resample(p, s.draft_probs[accepted], d, s.rng, &kept);
       }
       if (!kept) break;
     }
-    if (accepted == K) last = choose(s, row(out.logits, b, K), s.drafts, params);  // the bonus token
+    if (accepted == K) last = choose(s, logits, static_cast<int64_t>(b), K, s.drafts, params);  // the bonus token
 
     ++stats_.rounds;
     stats_.round_tokens += accepted + 1;
     for (int64_t j = 0; j < accepted; ++j) ++stats_.accepted_at[j];
     if (on_round_) on_round_(s.index, s.drafts, accepted);
 
-    s.cache.keep_first(accepted + 1);
+    kept_positions.push_back(accepted + 1);
     if (!drafter_) {
       s.cache.truncate_mtp(verified);
       s.mtp_pending = out.final_hidden.select(0, b).narrow(0, 0, accepted + 1).contiguous();
@@ -332,6 +366,7 @@ void Generator::speculative_round(std::vector<Sequence*>& active, const Generati
     for (int64_t j = 0; j < accepted; ++j) emit(s, s.drafts[j], config);
     emit(s, last, config);
   }
+  decode::keep_first(caches, kept_positions);
 }
 
 std::vector<SequenceOutput> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,

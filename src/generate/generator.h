@@ -24,6 +24,10 @@
 //      the first rejection's replacement, or after K acceptances the bonus token, ends the round;
 //   5. the main caches keep the accepted positions (Mamba states from the checkpoints), the MTP
 //      cache drops its draft positions.
+// Devices: the model may live on a GPU (HybridModel::to); caches follow it. The host reads each
+// step's logits: for greedy decoding without a repetition penalty only the argmax ids cross the bus,
+// otherwise the [B, T, V] logits are copied to the host (sampling, penalties, acceptance tests).
+//
 // Greedy speculative output equals plain greedy output. Sampled output has the same distribution as
 // plain sampling but uses the random numbers differently, so the same seed gives other text.
 #pragma once
@@ -114,14 +118,16 @@ class Generator {
 
  private:
   struct Sequence;
+  class StepLogits;  // a step's logits as the host reads them (generator.cpp)
   void prefill(Sequence& s, const GenerationConfig& config);
   void plain_round(std::vector<Sequence*>& active, const GenerationConfig& config);
   void speculative_round(std::vector<Sequence*>& active, const GenerationConfig& config);
   void draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config);
   // Appends a generated token, streams it, and checks the stop conditions.
   void emit(Sequence& s, int32_t id, const GenerationConfig& config);
-  int32_t choose(Sequence& s, std::span<const float> logits, std::span<const int32_t> extra_context,
-                 const SamplingParams& params);
+  // The next token from position pos of row b of a step's logits.
+  int32_t choose(Sequence& s, const StepLogits& logits, int64_t b, int64_t pos,
+                 std::span<const int32_t> extra_context, const SamplingParams& params);
 
   const HybridModel& model_;
   const tokenizer::Tokenizer* tok_;

@@ -225,4 +225,39 @@ void check_ssd_inputs(const SsdInputs& in);
 void check_attention_inputs(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                             int64_t num_kv_heads, int64_t head_dim);
 
+// ---- decoding: one sequence's caches per batch row (model/decode_state.h) ----
+// A batch of decoded sequences keeps each row's state in its own tensors (sequences of different
+// lengths never share a padded state), so these ops take one tensor per row. CPU: the readable
+// fp32 reference (kernels/cpu/decode.cpp); CUDA: one launch for the whole batch.
+
+// dst[i] = src[i] for every i, in one launch on CUDA (no host synchronisation, unlike Tensor::copy_).
+// Each dst[i] is contiguous and has src[i]'s shape and dtype; all on one device.
+void copy_batch_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src);
+
+// Attention of T new queries per row over that row's KV cache. q [B, T, nq·hd]; k_cache[b] and
+// v_cache[b] [capacity_b, nkv·hd] (F32, contiguous) hold the row's keys and values at positions
+// 0 .. lengths[b]-1, the last T of which are the new positions' own; query t of row b sees positions
+// 0 .. lengths[b]-T+t (causal among the new ones). Query head i reads KV head i / (nq / nkv);
+// softmax in fp32 of scale·q·k. out [B, T, nq·hd].
+Tensor cached_attention(const Tensor& q, const std::vector<Tensor>& k_cache, const std::vector<Tensor>& v_cache,
+                        const std::vector<int64_t>& lengths, int64_t num_heads, int64_t num_kv_heads,
+                        int64_t head_dim, float scale);
+
+// The depthwise causal convolution + SiLU of T new positions per row, continuing from the row's
+// window: with w_b = [states[b] ‖ x[b]] ([K-1+T, C]; states[b] F32 [K-1, C], the pre-convolution
+// inputs of the K-1 positions before the step, oldest first),
+//   out[b,t,c] = silu(bias[c] + Σ_j weight[c,j]·w_b[t+j, c]),
+// then states[b] = the last K-1 rows of w_b (in place). windows: empty, or one F32 [K-1+T, C]
+// tensor per row that receives w_b (what a rollback to an earlier position needs). x [B, T, C];
+// weight [C, 1, K] or [C, K]; bias [C] or undefined. Returns [B, T, C].
+Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tensor& weight, const Tensor& bias,
+                  const std::vector<Tensor>& windows = {});
+
+// The SSD recurrence (as ssd_scan, sequentially) for T new positions per row, starting from and
+// updating each row's state in place: states[b] F32 [nh, P, N]. in.initial_state must be
+// undefined (the states are the initial states). checkpoints: empty, or one F32 [T, nh, P, N]
+// tensor per row that receives the state after each position (speculative decoding's rollback).
+// Returns y [B, T, nh, P].
+Tensor ssm_step_(const SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints = {});
+
 }  // namespace nemotron::ops

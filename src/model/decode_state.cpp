@@ -1,8 +1,8 @@
 #include "model/decode_state.h"
 
 #include <algorithm>
-#include <cstring>
 
+#include "kernels/ops.h"
 #include "model/attention.h"
 #include "model/mamba2.h"
 
@@ -10,39 +10,33 @@ namespace nemotron::decode {
 
 void AttentionCache::reserve(int64_t positions) {
   if (positions <= capacity()) return;
-  Tensor nk = Tensor::zeros({positions, width}, DType::F32), nv = Tensor::zeros({positions, width}, DType::F32);
-  if (length > 0) {
-    std::memcpy(nk.data<float>(), k.data<float>(), sizeof(float) * length * width);
-    std::memcpy(nv.data<float>(), v.data<float>(), sizeof(float) * length * width);
-  }
+  Tensor nk = Tensor::zeros({positions, width}, DType::F32, device);
+  Tensor nv = Tensor::zeros({positions, width}, DType::F32, device);
+  if (length > 0) ops::copy_batch_({nk.narrow(0, 0, length), nv.narrow(0, 0, length)},
+                                   {k.narrow(0, 0, length), v.narrow(0, 0, length)});
   k = nk;
   v = nv;
 }
 
-void AttentionCache::append(const float* keys, const float* values, int64_t n, int64_t stride) {
+void AttentionCache::make_room(int64_t n) {
   // Doubling keeps appends amortised O(1) when the caller did not reserve.
   if (length + n > capacity()) reserve(std::max(length + n, 2 * capacity()));
-  float *pk = k.data<float>() + length * width, *pv = v.data<float>() + length * width;
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(pk + i * width, keys + i * stride, sizeof(float) * width);
-    std::memcpy(pv + i * width, values + i * stride, sizeof(float) * width);
-  }
-  length += n;
 }
 
-MambaCache::MambaCache(int64_t conv_kernel, int64_t conv_dim, int64_t heads, int64_t head_dim, int64_t state)
-    : conv(Tensor::zeros({conv_kernel - 1, conv_dim}, DType::F32)),
-      ssm(Tensor::zeros({heads, head_dim, state}, DType::F32)) {}
+MambaCache::MambaCache(int64_t conv_kernel, int64_t conv_dim, int64_t heads, int64_t head_dim, int64_t state,
+                       Device device)
+    : conv(Tensor::zeros({conv_kernel - 1, conv_dim}, DType::F32, device)),
+      ssm(Tensor::zeros({heads, head_dim, state}, DType::F32, device)) {}
 
 namespace {
 
-LayerCache make_layer_cache(const Block& block) {
+LayerCache make_layer_cache(const Block& block, Device device) {
   LayerCache c;
   c.kind = block.kind();
   if (const auto* a = dynamic_cast<const Attention*>(block.mixer.get())) {
-    c.attention = AttentionCache(a->num_kv_heads * a->head_dim);
+    c.attention = AttentionCache(a->num_kv_heads * a->head_dim, device);
   } else if (const auto* m = dynamic_cast<const Mamba2Mixer*>(block.mixer.get())) {
-    c.mamba = MambaCache(m->conv_kernel, m->conv_dim, m->num_heads, m->head_dim, m->state_size);
+    c.mamba = MambaCache(m->conv_kernel, m->conv_dim, m->num_heads, m->head_dim, m->state_size, device);
   }
   return c;
 }
@@ -52,9 +46,10 @@ int64_t tensor_bytes(const Tensor& t) { return t.defined() ? static_cast<int64_t
 }  // namespace
 
 SequenceCache::SequenceCache(const HybridModel& model) {
-  for (const Block& b : model.layers) layers.push_back(make_layer_cache(b));
+  const Device device = model.embeddings.value.defined() ? model.embeddings.value.device() : Device::cpu();
+  for (const Block& b : model.layers) layers.push_back(make_layer_cache(b, device));
   if (!model.mtp.empty())
-    for (const Block& b : model.mtp[0].layers) mtp_layers.push_back(make_layer_cache(b));
+    for (const Block& b : model.mtp[0].layers) mtp_layers.push_back(make_layer_cache(b, device));
 }
 
 void SequenceCache::reserve(int64_t positions, int64_t mtp_positions) {
@@ -65,22 +60,40 @@ void SequenceCache::reserve(int64_t positions, int64_t mtp_positions) {
 }
 
 void SequenceCache::keep_first(int64_t n) {
-  NT_CHECK(last_step_has_checkpoints, "cannot roll back: the last step kept no checkpoints");
-  NT_CHECK(n >= 1 && n <= last_step_positions, "cannot keep {} positions of a step of {}", n, last_step_positions);
-  const int64_t drop = last_step_positions - n;
-  for (LayerCache& c : layers) {
-    if (c.kind == LayerKind::Attention) {
-      c.attention.length -= drop;
-    } else if (c.kind == LayerKind::Mamba) {
-      MambaCache& m = c.mamba;
-      m.ssm.copy_(m.ssm_after.select(0, n - 1));
-      // The window after position n-1 is rows n .. n+K-2 of [conv before the step, step inputs].
-      m.conv.copy_(m.xbc_window.narrow(0, n, m.conv.size(0)));
-    }
+  SequenceCache* self[] = {this};
+  const int64_t counts[] = {n};
+  decode::keep_first(self, counts);
+}
+
+void keep_first(std::span<SequenceCache* const> caches, std::span<const int64_t> counts) {
+  NT_CHECK(caches.size() == counts.size(), "keep_first: {} caches but {} counts", caches.size(), counts.size());
+  for (size_t i = 0; i < caches.size(); ++i) {
+    const SequenceCache& c = *caches[i];
+    NT_CHECK(c.last_step_has_checkpoints, "cannot roll back: the last step kept no checkpoints");
+    NT_CHECK(counts[i] >= 1 && counts[i] <= c.last_step_positions, "cannot keep {} positions of a step of {}",
+             counts[i], c.last_step_positions);
   }
-  length -= drop;
-  last_step_positions = n;
-  last_step_has_checkpoints = false;
+  std::vector<Tensor> dst, src;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    SequenceCache& c = *caches[i];
+    const int64_t n = counts[i], drop = c.last_step_positions - n;
+    for (LayerCache& l : c.layers) {
+      if (l.kind == LayerKind::Attention) {
+        l.attention.length -= drop;
+      } else if (l.kind == LayerKind::Mamba && drop > 0) {
+        MambaCache& m = l.mamba;
+        dst.push_back(m.ssm);
+        src.push_back(m.ssm_after.select(0, n - 1));
+        // The window after position n-1 is rows n .. n+K-2 of [conv before the step, step inputs].
+        dst.push_back(m.conv);
+        src.push_back(m.xbc_window.narrow(0, n, m.conv.size(0)));
+      }
+    }
+    c.length -= drop;
+    c.last_step_positions = n;
+    c.last_step_has_checkpoints = false;
+  }
+  ops::copy_batch_(dst, src);
 }
 
 void SequenceCache::truncate_mtp(int64_t new_length) {

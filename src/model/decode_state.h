@@ -3,14 +3,18 @@
 // Mamba layer — for the main model and for the MTP block.
 //
 // One SequenceCache belongs to one sequence. A batch is a list of them, so sequences of different
-// lengths never share a padded state: a Mamba state only ever sees its own sequence's tokens.
+// lengths never share a padded state: a Mamba state only ever sees its own sequence's tokens. The
+// decoding ops (kernels/ops.h, "decoding") take the rows' tensors as lists and treat the whole batch
+// in one launch on the GPU.
 //
 // Rolling back (speculative decoding): a step may keep checkpoints, i.e. the Mamba states after
 // each of its positions. Then `keep_first(n)` restores the state after the step's first n positions
 // (attention caches simply forget the later keys). Only the last step can be rolled back.
 //
-// Layouts (F32, CPU today; a GPU build keeps the same tensors on the device):
-//   attention k, v       [capacity, kv_heads·head_dim]  one row per position, rows [0, length) valid
+// Layouts (F32, on the model's device — the CPU or a GPU):
+//   attention k, v       [capacity, kv_heads·head_dim]  one row per position, rows [0, length) valid;
+//                                         grown by doubling (or reserved up front), so that decoding
+//                                         allocates nothing per token
 //   Mamba conv           [K-1, conv_dim]  the pre-convolution xBC of the last K-1 positions, oldest
 //                                         first, zeros before the sequence start (spec keeps the
 //                                         last K columns with the current one; the current input
@@ -18,6 +22,7 @@
 //   Mamba ssm            [heads, head_dim, state]  fp32 (mamba_ssm_cache_dtype float32)
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "model/hybrid_model.h"
@@ -28,16 +33,15 @@ struct AttentionCache {
   Tensor k, v;  // F32 [capacity, width]
   int64_t width = 0;
   int64_t length = 0;  // positions stored
+  Device device;
 
   AttentionCache() = default;
-  explicit AttentionCache(int64_t width) : width(width) {}
+  AttentionCache(int64_t width, Device device) : width(width), device(device) {}
   int64_t capacity() const { return k.defined() ? k.size(0) : 0; }
   // Grows the buffers (keeping the stored rows) to hold at least `positions` rows.
   void reserve(int64_t positions);
-  // Appends `n` rows of keys and values (each `width` floats, rows `stride` floats apart).
-  void append(const float* keys, const float* values, int64_t n, int64_t stride);
-  const float* key_row(int64_t pos) const { return k.data<float>() + pos * width; }
-  const float* value_row(int64_t pos) const { return v.data<float>() + pos * width; }
+  // Room for `n` more positions: at least doubles the capacity when it runs out.
+  void make_room(int64_t n);
 };
 
 struct MambaCache {
@@ -48,7 +52,7 @@ struct MambaCache {
   Tensor xbc_window;  // F32 [K-1+T, conv_dim]: the conv window before the step, then the step's xBC
 
   MambaCache() = default;
-  MambaCache(int64_t conv_kernel, int64_t conv_dim, int64_t heads, int64_t head_dim, int64_t state);
+  MambaCache(int64_t conv_kernel, int64_t conv_dim, int64_t heads, int64_t head_dim, int64_t state, Device device);
 };
 
 // The cache of one layer: which fields are used depends on the layer kind (MoE and MLP keep none).
@@ -60,7 +64,8 @@ struct LayerCache {
 
 class SequenceCache {
  public:
-  // Empty caches for every layer of `model`, and for its first MTP block when it has one.
+  // Empty caches for every layer of `model`, and for its first MTP block when it has one, on the
+  // device of the model's parameters.
   explicit SequenceCache(const HybridModel& model);
 
   std::vector<LayerCache> layers;      // one per model layer
@@ -72,6 +77,7 @@ class SequenceCache {
   void reserve(int64_t positions, int64_t mtp_positions);
 
   // After a main-model step of T positions run with checkpoints: keep its first n (1 <= n <= T).
+  // decode::keep_first does this for several sequences at once (one launch on a GPU).
   void keep_first(int64_t n);
   // Forgets MTP positions from `new_length` on. The MTP block must have only attention, MoE and
   // MLP layers (a Mamba layer there could not be cut back).
@@ -84,5 +90,9 @@ class SequenceCache {
   int64_t last_step_positions = 0;
   bool last_step_has_checkpoints = false;
 };
+
+// caches[i].keep_first(counts[i]) for every i, with the Mamba states of all of them restored by one
+// batched copy.
+void keep_first(std::span<SequenceCache* const> caches, std::span<const int64_t> counts);
 
 }  // namespace nemotron::decode

@@ -10,9 +10,11 @@
 // numbers of past positions. Each result equals running the whole sequence through
 // HybridModel::forward (up to fp32 rounding; tested).
 //
-// Where the GPU path plugs in: the per-row pieces below (attention over a cache, the conv window,
-// the SSM update) are the kernels a CUDA build provides for tensors on the device; the batched
-// projections already go through ops::linear, which dispatches on the device.
+// Devices: everything goes through the op API, so a model moved to a GPU (HybridModel::to) with
+// caches made for it (SequenceCache takes the model's device) decodes there; the ids may live
+// anywhere. The per-row pieces (attention over a row's KV cache, the conv window, the SSM update)
+// are the decoding ops of kernels/ops.h, one launch for the whole batch; MoE and MLP layers run
+// their mixer's forward.
 #pragma once
 #include <span>
 
@@ -29,8 +31,8 @@ struct StepOptions {
 };
 
 struct StepOutput {
-  Tensor final_hidden;  // F32 [B, T, H] after norm_f (the MTP input)
-  Tensor logits;        // F32 [B, T, V] (All), [B, 1, V] (Last) or undefined (None)
+  Tensor final_hidden;  // [B, T, H] after norm_f (the MTP input), on the model's device
+  Tensor logits;        // [B, T, V] (All), [B, 1, V] (Last) or undefined (None), on the model's device
 };
 
 // Runs `input_ids` (I64/I32 [B, T]) at the next T positions of each row's sequence and extends the

@@ -27,4 +27,14 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
 
+// Decoding with per-row caches (cuda/decode_ops.cpp); arguments already checked by
+// kernels/decode_ops.cpp.
+void copy_batch_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src);
+Tensor cached_attention(const Tensor& q, const std::vector<Tensor>& k_cache, const std::vector<Tensor>& v_cache,
+                        const std::vector<int64_t>& lengths, int64_t num_heads, int64_t num_kv_heads,
+                        int64_t head_dim, float scale);
+Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tensor& weight, const Tensor& bias,
+                  const std::vector<Tensor>& windows);
+Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints);
+
 }  // namespace nemotron::cuda

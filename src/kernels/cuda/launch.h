@@ -86,4 +86,68 @@ cudaError_t causal_attention(Elem t, const void* q, const void* k, const void* v
                              int64_t batch, int64_t seq, int64_t heads, int64_t kv_heads, int64_t head_dim,
                              float scale, cudaStream_t s);
 
+// ---- decoding (decode.cu): each batch row's caches are separate tensors, whose pointers travel by
+// value in the kernel arguments, at most kMaxDecodeRows rows (kMaxCopies copies) per launch ----
+
+constexpr int kMaxCopies = 128;
+struct CopyBatch {
+  void* dst[kMaxCopies];
+  const void* src[kMaxCopies];
+  int64_t bytes[kMaxCopies];
+  int count;
+};
+// dst[i][0, bytes[i]) = src[i][0, bytes[i]) for i < count, in one launch.
+cudaError_t copy_batch(const CopyBatch& c, cudaStream_t s);
+
+constexpr int kMaxDecodeRows = 64;
+
+// Attention of `seq` new queries per row over the row's F32 KV cache (ops::cached_attention), one
+// block per (row, query head, query) with an online softmax over tiles of keys. q and out point at
+// the first row of this launch ([rows, seq, heads·head_dim], type t).
+struct CachedAttentionArgs {
+  Elem t;
+  const void* q;
+  void* out;
+  const float* k[kMaxDecodeRows];
+  const float* v[kMaxDecodeRows];
+  int64_t length[kMaxDecodeRows];  // positions stored, the new ones included
+  int rows;
+  int64_t seq, heads, kv_heads, head_dim;
+  float scale;
+};
+cudaError_t cached_attention(const CachedAttentionArgs& a, cudaStream_t s);
+
+// The causal conv + SiLU continuing from each row's window (ops::conv_step_), one thread per (row,
+// channel). x and out [rows, seq, channels] of type t at the first row of this launch; w [C, K] and
+// bias [C] (or null) F32; state[r] [K-1, C] updated in place; window[r] [K-1+seq, C] or null.
+constexpr int kMaxConvKernel = 8;
+struct ConvStepArgs {
+  Elem t;
+  const void* x;
+  void* out;
+  const float* w;
+  const float* bias;
+  float* state[kMaxDecodeRows];
+  float* window[kMaxDecodeRows];
+  int rows;
+  int64_t seq, channels, kernel;
+};
+cudaError_t conv_step(const ConvStepArgs& a, cudaStream_t s);
+
+// The SSD recurrence from each row's state (ops::ssm_step_), one block per (row, head) with the
+// state [P, N] in shared memory; state[r] [nh, P, N] updated in place; checkpoint[r] [seq, nh, P, N]
+// or null. x, dt, B, C, y at the first row of this launch, layouts as SsdArgs.
+struct SsmStepArgs {
+  Elem x_type, dt_type, b_type, c_type;
+  const void *x, *dt, *B, *C;
+  const float* A;  // [nh]
+  const float* D;  // [nh] or null
+  void* y;         // of x_type
+  float* state[kMaxDecodeRows];
+  float* checkpoint[kMaxDecodeRows];
+  int rows;
+  int64_t seq, heads, head_dim, groups, state_size;
+};
+cudaError_t ssm_step(const SsmStepArgs& a, cudaStream_t s);
+
 }  // namespace nemotron::cuda::launch
