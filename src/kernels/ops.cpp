@@ -177,7 +177,8 @@ void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
              param.str());
     same_device(param, *t);
   }
-  NT_CPU_ONLY(param, "adamw_step_", cpu::adamw_step_(param, grad, exp_avg, exp_avg_sq, s));
+  NT_DISPATCH(param, cpu::adamw_step_(param, grad, exp_avg, exp_avg_sq, s),
+              cuda::adamw_step_(param, grad, exp_avg, exp_avg_sq, s));
 }
 
 // ---------------------------------------------------------------- training
@@ -194,7 +195,7 @@ void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool ta, bool tb, 
            "matmul_add_: {} += {} x {} does not agree (trans_a={}, trans_b={})", c.str(), a.str(), b.str(), ta, tb);
   same_device(c, a);
   same_device(c, b);
-  NT_CPU_ONLY(c, "matmul_add_", cpu::matmul_add_(c, a, b, ta, tb, alpha));
+  NT_DISPATCH(c, cpu::matmul_add_(c, a, b, ta, tb, alpha), cuda::matmul_add_(c, a, b, ta, tb, alpha));
 }
 
 RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy) {
@@ -202,13 +203,13 @@ RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps,
            "rms_norm_backward: x {}, weight {} and dy {} do not match", x.str(), weight.str(), dy.str());
   same_device(x, weight);
   same_device(x, dy);
-  NT_CPU_ONLY(x, "rms_norm_backward", cpu::rms_norm_backward(x, weight, eps, dy));
+  NT_DISPATCH(x, cpu::rms_norm_backward(x, weight, eps, dy), cuda::rms_norm_backward(x, weight, eps, dy));
 }
 
 Tensor relu2_backward(const Tensor& x, const Tensor& dy) {
   NT_CHECK(x.shape() == dy.shape(), "relu2_backward: x {} and dy {} differ", x.str(), dy.str());
   same_device(x, dy);
-  NT_CPU_ONLY(x, "relu2_backward", cpu::relu2_backward(x, dy));
+  NT_DISPATCH(x, cpu::relu2_backward(x, dy), cuda::relu2_backward(x, dy));
 }
 
 ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dout) {
@@ -223,7 +224,8 @@ ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, con
   same_device(x, weight);
   same_device(x, bias);
   same_device(x, dout);
-  NT_CPU_ONLY(x, "causal_conv1d_silu_backward", cpu::causal_conv1d_silu_backward(x, weight, bias, dout));
+  NT_DISPATCH(x, cpu::causal_conv1d_silu_backward(x, weight, bias, dout),
+              cuda::causal_conv1d_silu_backward(x, weight, bias, dout));
 }
 
 namespace {
@@ -236,16 +238,7 @@ void check_dt(const Tensor& dt_raw, const Tensor& dt_bias) {
 
 Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi) {
   check_dt(dt_raw, dt_bias);
-  if (!on_cuda(dt_raw)) return cpu::discretize_dt(dt_raw, dt_bias, lo, hi);
-  // On a device, until it has a kernel of its own: the same function from elementwise ops in F32.
-  // There is no clamp op, so max(v, lo) = lo + relu(v − lo) and min(v, hi) = hi − relu(hi − v),
-  // which may differ from the CPU loop in the last bit; a bound that cannot bind (lo <= 0, hi = ∞)
-  // is skipped.
-  Tensor dt = softplus(add(dt_raw.to(DType::F32), dt_bias));
-  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
-  if (lo > 0.0) dt = add_scalar(unary(Unary::Relu, add_scalar(dt, -flo)), flo);
-  if (std::isfinite(hi)) dt = add_scalar(scale(unary(Unary::Relu, add_scalar(scale(dt, -1.0f), fhi)), -1.0f), fhi);
-  return dt;
+  NT_DISPATCH(dt_raw, cpu::discretize_dt(dt_raw, dt_bias, lo, hi), cuda::discretize_dt(dt_raw, dt_bias, lo, hi));
 }
 
 DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi, const Tensor& ddt) {
@@ -253,7 +246,8 @@ DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, doub
   NT_CHECK(ddt.shape() == dt_raw.shape(), "discretize_dt backward: ddt {} must be shaped like dt {}", ddt.str(),
            dt_raw.str());
   same_device(dt_raw, ddt);
-  NT_CPU_ONLY(dt_raw, "discretize_dt_backward", cpu::discretize_dt_backward(dt_raw, dt_bias, lo, hi, ddt));
+  NT_DISPATCH(dt_raw, cpu::discretize_dt_backward(dt_raw, dt_bias, lo, hi, ddt),
+              cuda::discretize_dt_backward(dt_raw, dt_bias, lo, hi, ddt));
 }
 
 SsdGrads ssd_scan_backward(const SsdInputs& in, const Tensor& dy, int64_t chunk_size) {
@@ -274,7 +268,8 @@ GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const T
   same_device(y, z);
   same_device(y, weight);
   same_device(y, dout);
-  NT_CPU_ONLY(y, "gated_rms_norm_backward", cpu::gated_rms_norm_backward(y, z, weight, group_size, eps, dout));
+  NT_DISPATCH(y, cpu::gated_rms_norm_backward(y, z, weight, group_size, eps, dout),
+              cuda::gated_rms_norm_backward(y, z, weight, group_size, eps, dout));
 }
 
 AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOutput& fwd,
@@ -308,13 +303,14 @@ Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weight
            "cross_entropy_: weights must be F32 [{}], got {}", n, weights.defined() ? weights.str() : "none");
   same_device(logits, labels);
   same_device(logits, weights);
-  NT_CPU_ONLY(logits, "cross_entropy_", cpu::cross_entropy_(logits, labels, weights, grad_scale));
+  NT_DISPATCH(logits, cpu::cross_entropy_(logits, labels, weights, grad_scale),
+              cuda::cross_entropy_(logits, labels, weights, grad_scale));
 }
 
 double sum_of_squares(const Tensor& x) {
   NT_CHECK(x.defined() && dtype_is_float(x.dtype()), "sum_of_squares needs a float tensor, got {}",
            x.defined() ? x.str() : "none");
-  NT_CPU_ONLY(x, "sum_of_squares", cpu::sum_of_squares(x));
+  NT_DISPATCH(x, cpu::sum_of_squares(x), cuda::sum_of_squares(x));
 }
 
 }  // namespace nemotron::ops

@@ -145,6 +145,72 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   return c;
 }
 
+namespace {
+// A 2-D operand as cuBLASLt can read it: in place when its rows are strided with unit inner stride
+// (a column slice of a wider matrix, say), else a contiguous copy; `ld` is its row stride.
+Tensor strided_rows(const Tensor& t, int64_t& ld) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  if ((cols <= 1 || t.stride(1) == 1) && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) {
+    ld = rows <= 1 ? std::max<int64_t>(cols, 1) : t.stride(0);
+    return t;
+  }
+  ld = std::max<int64_t>(cols, 1);
+  return t.contiguous();
+}
+
+// The largest power of two (up to 256) that divides the address: what the kernel may assume.
+uint32_t alignment_of(const void* p) {
+  uint32_t a = 256;
+  while (a > 1 && reinterpret_cast<uintptr_t>(p) % a != 0) a /= 2;
+  return a;
+}
+}  // namespace
+
+// c += alpha·op(a)·op(b): cuBLASLt with beta = 1 and an F32 C (= D, updated in place); a and b F32
+// or BF16 with fp32 accumulation. Same column-major view as matmul: C^T[N,M] += op(B)^T op(A)^T.
+void matmul_add_(Tensor& c, const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b, float alpha) {
+  const launch::Elem t = elem(a_in);
+  elem(b_in);
+  NT_CHECK(c.device().is_cuda(), "matmul_add_: accumulator {} is not on the GPU", c.str());
+  int64_t lda = 0, ldb = 0;
+  Tensor a = strided_rows(a_in, lda), b = strided_rows(b_in, ldb);
+  const int64_t M = c.size(0), N = c.size(1), K = trans_a ? a.size(0) : a.size(1);
+  if (M == 0 || N == 0 || K == 0) return;
+  const cudaDataType_t dt = t == launch::Elem::F32 ? CUDA_R_32F : CUDA_R_16BF;
+  LtDesc d;
+  NT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t opb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof(opb)));
+  NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof(opa)));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, dt, trans_b ? K : N, trans_b ? N : K, ldb));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, dt, trans_a ? M : K, trans_a ? K : M, lda));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, N, M, N));
+  static Tensor workspace = Tensor::empty({32 << 20}, DType::U8, Device::cuda());
+  size_t ws = static_cast<size_t>(workspace.numel());
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
+  NT_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  // Views may start anywhere: tell the heuristic how aligned the operands really are.
+  const uint32_t align_a = alignment_of(b.raw_data()), align_b = alignment_of(a.raw_data()),
+                 align_c = alignment_of(c.raw_data());
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
+                                                       sizeof(align_a)));
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
+                                                       sizeof(align_b)));
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
+                                                       sizeof(align_c)));
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
+                                                       sizeof(align_c)));
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  NT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found));
+  NT_CHECK(found > 0, "cuBLASLt found no algorithm for matmul_add_ {} += {} x {}", c.str(), a.str(), b.str());
+  const float beta = 1.0f;
+  NT_CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(), d.op, &alpha, b.raw_data(), d.a, a.raw_data(), d.b, &beta,
+                                 c.raw_data(), d.c, c.raw_data(), d.c, &heur.algo, workspace.raw_data(), ws,
+                                 current_stream()));
+}
+
 // ---------------------------------------------------------------- elementwise
 
 Tensor binary(cpu::Binary op, const Tensor& a_in, const Tensor& b_in) {

@@ -37,4 +37,32 @@ Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tens
                   const std::vector<Tensor>& windows);
 Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints);
 
+// Training: backward passes and fused steps (cuda/backward_ops.cpp; matmul_add_ in cuda_ops.cpp);
+// arguments already checked by ops.cpp. Parameter gradients F32, dx-like results in the input's dtype.
+void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha);
+ops::RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy);
+Tensor relu2_backward(const Tensor& x, const Tensor& dy);
+ops::ConvGrads causal_conv1d_silu_backward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                           const Tensor& dout);
+Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi);
+ops::DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias, double lo, double hi,
+                                   const Tensor& ddt);
+ops::GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight,
+                                           int64_t group_size, float eps, const Tensor& dout);
+Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale);
+void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s);
+double sum_of_squares(const Tensor& x);
+
+// Chunked SSD on the tensor cores (cuda/ssd_ops.cpp) and flash attention (cuda/attention_ops.cpp);
+// arguments already checked by ops.cpp. BF16 inputs run bf16 products with fp32 accumulation, F32
+// inputs exact fp32 arithmetic.
+bool ssd_chunked_supported(const ops::SsdInputs& in);
+ops::SsdOutputs ssd_chunked(const ops::SsdInputs& in, int64_t chunk_size);
+ops::SsdGrads ssd_scan_backward(const ops::SsdInputs& in, const Tensor& dy, int64_t chunk_size);
+ops::AttentionOutput flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
+                                     int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
+ops::AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const ops::AttentionOutput& fwd, const Tensor& dout, int64_t num_heads,
+                                              int64_t num_kv_heads, int64_t head_dim, float scale);
+
 }  // namespace nemotron::cuda

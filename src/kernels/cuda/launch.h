@@ -150,4 +150,204 @@ struct SsmStepArgs {
 };
 cudaError_t ssm_step(const SsmStepArgs& a, cudaStream_t s);
 
+// ---- training: backward passes and fused steps (backward.cu); fp32 arithmetic ----
+// Sums over rows (weight gradients) are deterministic: the kernels write one partial row per block
+// into `partial` (F32 [*_partial_rows(...), width], scratch from the caller), and a second kernel adds
+// those rows in a fixed order. The number of blocks depends only on the shapes.
+
+// RMSNorm backward (z null) or gated RMSNorm backward (z given, g = x·silu(z), normalised per group of
+// group_size channels; RMSNorm has group_size = d). x, z, dout, dx, dz: [rows, d] of type t; w, dweight
+// F32 [d]; partial [norm_backward_partial_rows(rows), d].
+struct NormBackwardArgs {
+  Elem t;
+  const void *x, *z, *dout;
+  const float* w;
+  void *dx, *dz;
+  float *dweight, *partial;
+  int64_t rows, d, group_size;
+  float eps;
+};
+int64_t norm_backward_partial_rows(int64_t rows);
+size_t norm_backward_shared_bytes(int64_t d, int64_t group_size);  // the most a launch uses
+cudaError_t norm_backward(const NormBackwardArgs& a, cudaStream_t s);
+
+// dx = 2·relu(x)·dy; x, dy, dx of type t.
+cudaError_t relu2_backward(Elem t, const void* x, const void* dy, void* dx, int64_t n, cudaStream_t s);
+
+// Causal conv1d + SiLU backward. x, dout, dx [B, T, C] of type t; w F32 [C, K] (K <= 4); bias F32 [C]
+// or null; dweight F32 [C, K]; dbias F32 [C] or null; partial [conv1d_backward_partial_rows, C·(K+1)].
+struct Conv1dBackwardArgs {
+  Elem t;
+  const void* x;
+  const float *w, *bias;
+  const void* dout;
+  void* dx;
+  float *dweight, *dbias, *partial;
+  int64_t batch, seq, channels, kernel;
+};
+int64_t conv1d_backward_partial_rows(int64_t batch, int64_t seq);
+cudaError_t conv1d_silu_backward(const Conv1dBackwardArgs& a, cudaStream_t s);
+
+// out (F32 [rows, nh]) = clamp(softplus(raw + bias), lo, hi); raw of type t, bias F32 [nh].
+cudaError_t discretize_dt(Elem t, const void* raw, const float* bias, float* out, int64_t rows, int64_t nh, double lo,
+                          double hi, cudaStream_t s);
+// d_raw (type raw_t) = ddt·σ(raw + bias) inside the clamp; d_bias F32 [heads] = Σ_rows d_raw;
+// partial [discretize_dt_backward_partial_rows(rows), heads].
+struct DtBackwardArgs {
+  Elem raw_t;
+  const void* raw;
+  const float* bias;
+  Elem ddt_t;
+  const void* ddt;
+  void* d_raw;
+  float *d_bias, *partial;
+  int64_t rows, heads;
+  double lo, hi;
+};
+int64_t discretize_dt_backward_partial_rows(int64_t rows);
+cudaError_t discretize_dt_backward(const DtBackwardArgs& a, cudaStream_t s);
+
+// Fused cross-entropy per row of logits [rows, vocab] (type t, overwritten with the gradient when
+// grad_scale != 0); labels I64 or I32; weights and loss F32 [rows]. A label outside [0, vocab) on a row
+// of nonzero weight sets *error_flag and that row's loss to NaN.
+struct CrossEntropyArgs {
+  Elem t;
+  void* logits;
+  const void* labels;
+  bool labels64;
+  const float* weights;
+  float* loss;
+  int64_t rows, vocab;
+  float grad_scale;
+  int* error_flag;
+};
+cudaError_t cross_entropy(const CrossEntropyArgs& a, cudaStream_t s);
+
+// One AdamW step, elementwise over F32 arrays (the scalars of ops::AdamWScalars).
+struct AdamWArgs {
+  float decay_factor, lerp_weight, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size, grad_scale;
+};
+cudaError_t adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& scalars,
+                       cudaStream_t s);
+
+// *out (F64, device) = Σ x² over n elements of type t: fp32 per block into partial
+// [sum_of_squares_blocks(n)], then the partials added in double in a fixed order.
+int64_t sum_of_squares_blocks(int64_t n);
+cudaError_t sum_of_squares(Elem t, const void* x, int64_t n, float* partial, double* out, cudaStream_t s);
+
+// ---- MoE (moe.cu): routing, permutation, combine; the grouped GEMMs are cuBLAS calls ----
+
+constexpr int kMaxMoeExperts = 1024;  // routing keeps one bit per expert and lane
+constexpr int kMaxMoeTopK = 64;
+
+// One warp per token: selection by scores + bias with group-limited top-k, weights from the
+// un-biased scores (ops::moe_route; same arithmetic as the CPU reference).
+struct MoeRouteArgs {
+  const float* scores;  // [tokens, experts]
+  const float* bias;    // [experts]
+  int64_t* indices;     // [tokens, top_k]
+  float* weights;       // [tokens, top_k]
+  int64_t tokens, experts, top_k, n_group, topk_group;
+  bool norm_topk_prob;
+  double scaling;
+};
+cudaError_t moe_route(const MoeRouteArgs& a, cudaStream_t s);
+// d_logits (holding d(loss)/d(scores) from elsewhere, or zeros) += the routing weights' gradient, then
+// *= σ(1 − σ).
+cudaError_t moe_route_backward(const float* scores, const int64_t* indices, const float* dweights, float* d_logits,
+                               int64_t tokens, int64_t experts, int64_t top_k, bool norm_topk_prob, double scaling,
+                               cudaStream_t s);
+
+// seq_aux_loss pieces. counts [batch, experts] (int, zeroed) += top-k hits of p = σ / (Σσ + 1e-20);
+// probs [tokens, experts] = p.
+cudaError_t moe_aux_probs(const float* scores, float* probs, int* counts, int64_t tokens, int64_t experts,
+                          int64_t seq, int64_t top_k, cudaStream_t s);
+// sums [batch, experts] = Σ_t probs[b·seq + t, e], in a fixed order (double).
+cudaError_t moe_aux_column_sums(const float* probs, double* sums, int64_t batch, int64_t seq, int64_t experts,
+                                cudaStream_t s);
+// d_scores[n, e] += coef·c[b,e]/Z − (Σ_e' coef·c[b,e']·σ[n,e'])/Z², Z = Σσ[n] + 1e-20.
+cudaError_t moe_aux_grad(const float* scores, const int* counts, float* d_scores, int64_t tokens, int64_t experts,
+                         int64_t seq, double coef, cudaStream_t s);
+
+// counts[e] (int, zeroed, experts + 1 entries) += assignments to e; counts[experts] counts indices
+// outside [0, experts).
+cudaError_t moe_count(const int64_t* indices, int64_t assignments, int64_t experts, int* counts, cudaStream_t s);
+// One block per local expert: its assignments in ascending order at its offset (Σ of the counts of
+// the local experts before it): slots[r] = a, tokens[r] = a / top_k, row_of_slot[a] = r.
+cudaError_t moe_permute(const int64_t* indices, int64_t assignments, int64_t top_k, const int* counts,
+                        int64_t first_expert, int64_t num_local, int64_t* slots, int64_t* tokens, int64_t* row_of_slot,
+                        cudaStream_t s);
+// out[r, :] = x[tokens[r], :] for rows of row_bytes bytes.
+cudaError_t moe_dispatch(const void* x, const int64_t* tokens, void* out, int64_t rows, int64_t row_bytes,
+                         cudaStream_t s);
+// out[t, :] (F32) = Σ over the token's local rows in ascending order of w·y[row, :] (w = 1 when
+// weights is null), fp32 products and sums without contraction.
+cudaError_t moe_combine(Elem yt, const void* y, const float* weights, const int64_t* row_of_slot, float* out,
+                        int64_t tokens, int64_t top_k, int64_t d, cudaStream_t s);
+// dy[r, :] = w[slots[r]]·dout[tokens[r], :] (type yt) and dweights[slots[r]] = <dout[tokens[r]], y[r]>.
+cudaError_t moe_combine_backward(Elem dout_t, const void* dout, Elem yt, const void* y, const float* weights,
+                                 const int64_t* tokens, const int64_t* slots, void* dy, float* dweights, int64_t rows,
+                                 int64_t d, cudaStream_t s);
+
+// ---- chunked SSD on the tensor cores (ssd.cu) ----
+// The chunked form of spec/model.md §3.5 and spec/anchors.md §1.8, in the stages of mamba_ssm:
+// chunk states (Σ_s decay·dt·x_s B_sᵀ per chunk), the sequential pass over the chunk states, and the
+// chunk scan (intra-chunk C·Bᵀ masked by the decay, times dt·x, plus C·state·decay and D·x). type is
+// that of x, B, C, y (BF16: bf16 tensor-core products with fp32 accumulation; F32: exact fp32 FMAs).
+// dt is F32. Every pointer contiguous in the layouts of ops::SsdInputs. Chunks are `chunk` tokens,
+// at most ssd_chunk_limit(type); head_dim <= kSsdMaxHeadDim and state <= kSsdMaxState.
+constexpr int64_t kSsdMaxHeadDim = 64, kSsdMaxState = 128;
+int64_t ssd_chunk_limit(Elem type);
+
+struct SsdChunkedArgs {
+  Elem type;
+  const void *x, *B, *C;       // [b, T, nh, P], [b, T, G, N], [b, T, G, N]
+  const float *dt, *A, *D;     // [b, T, nh], [nh], [nh] or null
+  const float* initial_state;  // [b, nh, P, N] or null
+  int64_t batch, seq, heads, head_dim, groups, state, chunk;
+  // Workspace, nc = ceil(seq / chunk) chunks.
+  float* chunk_states;  // [b, nc, nh, P, N]: each chunk's own contribution to the state leaving it
+  void* states_in;      // [b, nc, nh, P, N] of type: the state entering each chunk
+  float* chunk_decay;   // [b, nc, nh]: Σ dt·A over the chunk
+  // Forward outputs.
+  void* y;             // [b, T, nh, P] of type
+  float* final_state;  // [b, nh, P, N]
+  // Backward: dy in, gradients out (dx, dB, dC of type; the rest F32), and more workspace.
+  const void* dy;
+  void *dx, *dB, *dC;
+  float *ddt, *dA, *dD, *d_initial_state;
+  float* dchunk_states;  // [b, nc, nh, P, N]: each chunk's output gradient w.r.t. the state entering it
+  void* dstates_out;     // [b, nc, nh, P, N] of type: the gradient w.r.t. the state leaving each chunk
+  float *dA_part, *dD_part;  // [b, nc, nh]
+};
+cudaError_t ssd_chunked_forward(const SsdChunkedArgs& a, cudaStream_t s);
+cudaError_t ssd_chunked_backward(const SsdChunkedArgs& a, cudaStream_t s);
+
+// ---- flash attention (attention.cu) ----
+// Causal GQA attention tiled over queries and keys with an online softmax in fp32; BF16 inputs use
+// the tensor cores (bf16 products, fp32 accumulation), F32 inputs exact fp32 FMAs. Layouts as
+// causal_attention above; head_dim <= kFlashMaxHeadDim (larger heads take the plain kernels).
+constexpr int64_t kFlashMaxHeadDim = 128;
+cudaError_t flash_attention_forward(Elem t, const void* q, const void* k, const void* v, void* out, float* lse,
+                                    int64_t batch, int64_t seq, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                    float scale, cudaStream_t s);
+
+struct AttentionBackwardArgs {
+  Elem type;                            // of q, k, v, out, dout, dq, dk, dv
+  const void *q, *k, *v, *out, *dout;   // q, out, dout [b, T, nq·hd]; k, v [b, T, nkv·hd]
+  const float* lse;                     // [b, nq, T]
+  void *dq, *dk, *dv;
+  int64_t batch, seq, heads, kv_heads, head_dim;
+  float scale;
+  // Workspace: delta [b, nq, T] (dO·O per query); dk, dv partial sums F32 [splits, b, T, nkv·hd].
+  float* delta;
+  float *dk_part, *dv_part;
+  int splits;  // from attention_backward_splits
+};
+// How many slices the query heads of a KV head are cut into for the dk/dv pass (more blocks; the
+// slices' sums are added in a fixed order afterwards, so results are deterministic).
+int attention_backward_splits(Elem t, int64_t batch, int64_t seq, int64_t heads, int64_t kv_heads,
+                              int64_t head_dim);
+cudaError_t attention_backward(const AttentionBackwardArgs& a, cudaStream_t s);
+
 }  // namespace nemotron::cuda::launch
