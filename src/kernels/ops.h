@@ -260,4 +260,87 @@ Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tens
 // Returns y [B, T, nh, P].
 Tensor ssm_step_(const SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints = {});
 
+// ---- MoE (spec/model.md §3.9): routing, token permutation, grouped expert GEMMs, weighted combine ----
+// The routed-expert path of a MoE layer without per-token host loops:
+//   routing = moe_route(sigmoid(x @ gate^T), bias, s)              indices, weights [N, k]
+//   perm    = moe_permutation(routing.indices, E, first, local)     rows grouped by expert, counts on host
+//   xs      = moe_dispatch(x, perm)                                 [M, in], M = Σ counts
+//   h       = relu2(moe_grouped_matmul(xs, perm.counts, up, true))  per expert e: rows of e @ up_e^T
+//   ys      = moe_grouped_matmul(h, perm.counts, down, true)        [M, out]
+//   out     = moe_combine(ys, routing.weights, perm)                [N, out] F32: Σ_j w[t,j]·ys[row of (t,j)]
+
+struct MoeRouterSettings {
+  int64_t top_k = 1;
+  int64_t n_group = 1;     // expert groups
+  int64_t topk_group = 1;  // groups a token may choose from
+  bool norm_topk_prob = true;
+  double routed_scaling_factor = 1.0;
+};
+struct MoeRouting {
+  Tensor indices;  // I64 [N, k], expert ids in descending order of selection score
+  Tensor weights;  // F32 [N, k], the un-biased scores, renormalised and scaled
+};
+// Routing from sigmoid scores F32 [N, E] (transformers' NemotronHTopkRouter, Megatron's
+// topk_routing_with_score_function): selection uses scores + correction_bias [E]; a group's score is
+// the sum of its two best biased scores and only the topk_group best groups may be chosen (ties: the
+// lower index first, everywhere); weights are the un-biased scores of the chosen experts, divided by
+// their fp32 sum (+1e-20) when norm_topk_prob, times routed_scaling_factor. Same bits on CPU and CUDA
+// for the same scores.
+MoeRouting moe_route(const Tensor& scores, const Tensor& correction_bias, const MoeRouterSettings& s);
+// Gradient of moe_route's weights, through the sigmoid: from dweights F32 [N, k] (and d_scores, an
+// extra F32 [N, E] gradient of the scores such as the aux loss's, or undefined) to d logits F32 [N, E]
+// where scores = sigmoid(logits). The choice of experts is a constant; with renormalisation
+// w_j = r·σ_j / Z, Z = Σ_m σ_m + 1e-20:  dσ_j = r·(dw_j / Z − Σ_m dw_m σ_m / Z²), else dσ_j = r·dw_j;
+// then d logit = (dσ + d_scores)·σ(1 − σ).
+Tensor moe_route_backward(const Tensor& scores, const Tensor& indices, const Tensor& dweights,
+                          const MoeRouterSettings& s, const Tensor& d_scores = Tensor());
+
+// Megatron's sequence-level load-balancing loss (seq_aux_loss) for sigmoid scores [batch·seq, E] (rows
+// b·seq + t): per sequence b, p = σ / (Σ_e σ + 1e-20) per token, c[b,e] = tokens of b whose top_k of p
+// contains e (no bias, no group limit), loss = (1/batch) Σ_b Σ_e (Σ_t p[b,t,e])·c[b,e]·E / (top_k·seq²).
+// When d_scores is given (F32 like scores, contiguous, same device) it receives += grad_scale · d loss /
+// d σ (the counts are constants). The loss comes back on the host (one small device→host copy).
+double moe_seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale = 0.0,
+                        Tensor* d_scores = nullptr);
+
+// The (token, slot) assignments of routing indices I64 [N, k] to the local experts [first_expert,
+// first_expert + num_local), stably sorted by expert: row r of the permuted order is assignment
+// slots[r] = t·k + j. counts come back on the host (the per-expert GEMM shapes need them).
+struct MoePermutation {
+  int64_t top_k = 0;
+  Tensor tokens;       // I64 [M]: the token of each permuted row (slots / k)
+  Tensor slots;        // I64 [M]: the assignment t·k + j of each permuted row
+  Tensor row_of_slot;  // I64 [N, k]: the permuted row of each assignment, −1 when its expert is not local
+  std::vector<int64_t> counts;      // host: rows of each local expert (Σ = M)
+  std::vector<int64_t> all_counts;  // host: assignments to each of the num_experts experts (any rank)
+};
+MoePermutation moe_permutation(const Tensor& indices, int64_t num_experts, int64_t first_expert, int64_t num_local);
+// The rows of x [N, D] in permuted order: out[r] = x[perm.tokens[r]] ([M, D], F32 on the CPU, x's dtype
+// on CUDA). Its backward is moe_combine(dout, Tensor(), perm).
+Tensor moe_dispatch(const Tensor& x, const MoePermutation& perm);
+
+// Grouped GEMM over experts: rows [o_e, o_e + counts[e]) of x [M, K] (o_e = Σ_{e'<e} counts[e']) times
+// weights[e]^T (trans_w; weights[e] [N, K], the linear-layer convention) or weights[e] ([K, N]).
+// x and the weights share one float dtype; out [M, N] (F32 on the CPU, x's dtype on CUDA).
+Tensor moe_grouped_matmul(const Tensor& x, const std::vector<int64_t>& counts, const std::vector<Tensor>& weights,
+                          bool trans_w);
+// The weight gradients of y = moe_grouped_matmul(x, counts, W, true): grads[e] += dy_eᵀ x_e, grads[e]
+// contiguous F32 [N, K] on x's device (fp32 accumulation; experts with no rows are left alone).
+void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, const Tensor& x,
+                              const std::vector<int64_t>& counts);
+
+// Weighted combine (un-permute): out[t] = Σ_j w[t,j]·y[row_of_slot[t,j]] over the token's local
+// assignments in ascending expert order (the order of transformers' expert loop), fp32 products and
+// sums; weights F32 [N, k], or undefined for plain sums (the backward of the row gather). y [M, D];
+// out F32 [N, D].
+Tensor moe_combine(const Tensor& y, const Tensor& weights, const MoePermutation& perm);
+// Gradients of moe_combine: dy[r] = w[slots[r]]·dout[tokens[r]] (y's dtype on CUDA, F32 on the CPU) and
+// dweights[t,j] = <dout[t], y[row_of_slot[t,j]]> (F32 [N, k], 0 for assignments not local).
+struct MoeCombineGrads {
+  Tensor dy;
+  Tensor dweights;
+};
+MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
+                                     const MoePermutation& perm);
+
 }  // namespace nemotron::ops

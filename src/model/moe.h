@@ -4,22 +4,14 @@
 #pragma once
 #include <optional>
 
+#include "kernels/ops.h"
 #include "model/mlp.h"
 
 namespace nemotron {
 
-struct RouterSettings {
-  int64_t top_k = 1;
-  int64_t n_group = 1;     // expert groups
-  int64_t topk_group = 1;  // groups a token may choose from
-  bool norm_topk_prob = true;
-  double routed_scaling_factor = 1.0;
-};
-
-struct Routing {
-  Tensor indices;  // I64 [tokens, top_k], expert ids in descending order of selection score
-  Tensor weights;  // F32 [tokens, top_k], the un-biased scores, renormalised and scaled
-};
+// The router's settings and result are the op API's (kernels/ops.h, section MoE).
+using RouterSettings = ops::MoeRouterSettings;
+using Routing = ops::MoeRouting;  // indices I64 [tokens, top_k], weights F32 [tokens, top_k]
 
 // Megatron's sequence-level load-balancing loss (moe_router_load_balancing_type = "seq_aux_loss",
 // router.py _apply_seq_aux_loss + moe_utils.switch_load_balancing_loss_func), for sigmoid scores
@@ -27,15 +19,17 @@ struct Routing {
 // p = σ / (Σ_e σ + 1e-20), picks the top_k of p (no correction bias, no group limit: Megatron's
 // compute_routing_scores_for_aux_loss), counts c[b,e] = tokens of b whose top_k contains e and
 //   loss = (1/batch) Σ_b Σ_e (Σ_t p[b,t,e]) · c[b,e] · E / (top_k · seq²)
-// (1.0 for a perfectly uniform routing). `d_scores`, when given ([batch·seq, E], F32), receives
-// grad_scale · d loss / d σ (the top-k counts are constants). Returns the loss (without coefficient).
+// (1.0 for a perfectly uniform routing). `d_scores`, when given ([batch·seq, E], F32, on the scores'
+// device), receives grad_scale · d loss / d σ (the top-k counts are constants). Returns the loss
+// (without coefficient). This is ops::moe_seq_aux_loss.
 double seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale = 0.0,
                     Tensor* d_scores = nullptr);
 
 // Routing from sigmoid scores [tokens, experts] (transformers' NemotronHTopkRouter): selection uses
 // scores + correction_bias; a group's score is the sum of its two best biased scores; only the
 // topk_group best groups may be chosen; the weights are the un-biased scores of the chosen experts,
-// divided by their sum (+1e-20) when norm_topk_prob, times routed_scaling_factor.
+// divided by their sum (+1e-20) when norm_topk_prob, times routed_scaling_factor. This is
+// ops::moe_route; the routing stays on the scores' device.
 Routing route_tokens(const Tensor& scores, const Tensor& correction_bias, const RouterSettings& settings);
 
 // Parameters under `prefix`: gate.weight [E, H], gate.e_score_correction_bias [E] (fp32 in
@@ -44,6 +38,12 @@ Routing route_tokens(const Tensor& scores, const Tensor& correction_bias, const 
 // shared_experts.{up,down}_proj.weight. Parallelism: router and latent projections replicated;
 // routed experts split over expert-parallel ranks (each expert's width over expert-tensor-parallel
 // ranks); the shared expert split like a dense MLP over tensor-parallel ranks.
+//
+// Every pass runs on the device of its input with the MoE ops (kernels/ops.h): the router in fp32
+// (x cast to F32, gate.weight's master value), the routed experts as grouped GEMMs over the rows
+// permuted by expert in the dtype of x with the weights' compute() copies, the weighted sum in fp32.
+// Per layer and pass the host sees one small copy (the per-expert row counts) and, with the aux loss,
+// a second (its value).
 class MoE : public Mixer {
  public:
   MoE(const ModelConfig& cfg, const ParallelState& ps, const std::string& prefix);
@@ -66,9 +66,9 @@ class MoE : public Mixer {
   // with load = tokens_per_expert (sign(0) = 0), then the counts restart from zero. With several
   // data/tensor/context-parallel ranks, all-reduce tokens_per_expert (sum) before calling this.
   void update_expert_bias(double rate);
-  Tensor tokens_per_expert;  // I64 [n_routed_experts]: tokens routed to each expert (all experts, any rank)
+  Tensor tokens_per_expert;  // I64 [n_routed_experts] on the host: tokens routed to each expert (all experts, any rank)
 
-  Routing route(const Tensor& x) const;  // x [..., H]: routing of every token
+  Routing route(const Tensor& x) const;  // x [..., H]: routing of every token, on x's device
   // This rank's experts' weighted sum, projected back to the hidden size: [B, T, H]. Summed over the
   // expert-parallel (and expert-tensor-parallel) ranks it is the routed output.
   Tensor routed(const Tensor& x) const;

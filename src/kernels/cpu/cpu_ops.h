@@ -72,4 +72,19 @@ Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tens
                   const std::vector<Tensor>& windows);
 Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints);
 
+// MoE (cpu/moe.cpp); arguments checked by kernels/moe_ops.cpp.
+ops::MoeRouting moe_route(const Tensor& scores, const Tensor& correction_bias, const ops::MoeRouterSettings& s);
+Tensor moe_route_backward(const Tensor& scores, const Tensor& indices, const Tensor& dweights,
+                          const ops::MoeRouterSettings& s, const Tensor& d_scores);
+double moe_seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale, Tensor* d_scores);
+ops::MoePermutation moe_permutation(const Tensor& indices, int64_t num_experts, int64_t first_expert, int64_t num_local);
+Tensor moe_dispatch(const Tensor& x, const ops::MoePermutation& perm);
+Tensor moe_grouped_matmul(const Tensor& x, const std::vector<int64_t>& counts, const std::vector<Tensor>& weights,
+                          bool trans_w);
+void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, const Tensor& x,
+                              const std::vector<int64_t>& counts);
+Tensor moe_combine(const Tensor& y, const Tensor& weights, const ops::MoePermutation& perm);
+ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
+                                          const ops::MoePermutation& perm);
+
 }  // namespace nemotron::cpu

@@ -65,4 +65,26 @@ ops::AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, 
                                               const ops::AttentionOutput& fwd, const Tensor& dout, int64_t num_heads,
                                               int64_t num_kv_heads, int64_t head_dim, float scale);
 
+// MoE routing, permutation, grouped expert GEMMs and combine (cuda/moe_ops.cpp); arguments already
+// checked by kernels/moe_ops.cpp.
+ops::MoeRouting moe_route(const Tensor& scores, const Tensor& correction_bias, const ops::MoeRouterSettings& s);
+Tensor moe_route_backward(const Tensor& scores, const Tensor& indices, const Tensor& dweights,
+                          const ops::MoeRouterSettings& s, const Tensor& d_scores);
+double moe_seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale, Tensor* d_scores);
+ops::MoePermutation moe_permutation(const Tensor& indices, int64_t num_experts, int64_t first_expert, int64_t num_local);
+Tensor moe_dispatch(const Tensor& x, const ops::MoePermutation& perm);
+Tensor moe_grouped_matmul(const Tensor& x, const std::vector<int64_t>& counts, const std::vector<Tensor>& weights,
+                          bool trans_w);
+void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, const Tensor& x,
+                              const std::vector<int64_t>& counts);
+Tensor moe_combine(const Tensor& y, const Tensor& weights, const ops::MoePermutation& perm);
+ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
+                                          const ops::MoePermutation& perm);
+// How the grouped GEMMs run: one cuBLASLt matmul per expert, one cublasGemmEx per expert, or one
+// cublasGemmGroupedBatchedEx call for all experts. The default is the fastest measured on H100
+// (test_gpu_moe prints all three); NEMOTRON_MOE_GEMM=lt|gemmex|grouped overrides it.
+enum class GroupedGemm { Lt, GemmEx, Grouped };
+void set_grouped_gemm(GroupedGemm g);
+GroupedGemm grouped_gemm();
+
 }  // namespace nemotron::cuda
