@@ -1,8 +1,9 @@
 // What every layer of the model shares: RMSNorm, the Mixer interface, and the pre-norm residual
 // Block that wraps one mixer (spec/model.md §3.2–3.3).
 //
-// Layers own their parameters (Param: this rank's shard of an HF tensor) and compute in fp32 on the
-// CPU. Two forward paths exist (DESIGN.md principle 2, llm.c style, no autograd):
+// Layers own their parameters (Param: this rank's shard of an HF tensor) and compute with ops on the
+// device the parameters live on, reading Param::compute() (the fp32 master weight, or its BF16 working
+// copy in mixed precision). Two forward paths exist (DESIGN.md principle 2, llm.c style, no autograd):
 //   forward(x)                       inference: const, keeps nothing;
 //   forward_train(x, saved, ctx)     training: the same output, plus what the hand-written
 //                                    backward(dy, saved, ctx) needs, kept in a `Saved` object that
@@ -62,7 +63,8 @@ struct TrainContext {
   std::vector<double> aux_losses;
 };
 
-// One of the four mixers. Input and output are [batch, seq, hidden] F32. With tensor or expert
+// One of the four mixers. Input and output are [batch, seq, hidden] in the compute dtype (F32, or
+// BF16 in mixed precision on a GPU). With tensor or expert
 // parallelism the output is this rank's partial sum (the row-parallel projection's contribution);
 // adding the partial sums of all ranks gives the full output. The training passes run unsharded.
 class Mixer {

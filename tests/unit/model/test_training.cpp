@@ -246,3 +246,37 @@ TEST(Training, BadBatchesAreClearErrors) {
   EXPECT_EQ(r.tokens, 0);
   EXPECT_TRUE(std::isfinite(r.total));
 }
+
+TEST(MixedPrecision, Bf16ComputeNeedsAGpuAndF32KeepsTheMasterWeights) {
+  HybridModel model = tiny_model();
+  try {
+    model.set_compute_dtype(DType::BF16);
+    ADD_FAILURE() << "BF16 compute on the CPU was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(model.set_compute_dtype(DType::F16), Error);
+  EXPECT_EQ(model.compute_dtype(), DType::F32);
+  model.set_compute_dtype(DType::F32);
+  model.refresh_working_copies();
+  for (Param* p : model.params()) {
+    EXPECT_FALSE(p->working.defined()) << p->name;
+    EXPECT_EQ(&p->compute(), &p->value) << p->name;  // the layers compute with the master weight
+  }
+  // A working copy, when there is one, is what compute() gives.
+  Param p = Param::whole("w", {2, 2});
+  p.value = Tensor::zeros({2, 2}, DType::F32);
+  p.working = p.value.to(DType::BF16);
+  EXPECT_EQ(&p.compute(), &p.working);
+}
+
+TEST(Training, GradientsMoveWithTheModel) {
+  HybridModel model = tiny_model();
+  model.zero_grad();
+  model.forward_backward(batch_of(1, 5, 8), full_options());
+  std::vector<Tensor> before = grads_of(model);
+  model.to(Device::cpu());
+  EXPECT_EQ(max_diff(grads_of(model), before), 0.0);
+  for (Param* p : model.params())
+    if (p->requires_grad) EXPECT_TRUE(p->grad.defined() && p->grad.device().is_cpu()) << p->name;
+}
