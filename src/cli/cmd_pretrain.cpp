@@ -27,6 +27,7 @@ int run_pretrain(const Args& args) {
   }
   train::PretrainOptions opts;
   if (args.has("per-split-data-args-path")) opts.per_split_data_args_path = args.require("per-split-data-args-path");
+  opts.device = args.get_or("device", "auto");
   log_info("recipe {}{}", recipe, yaml ? ", config file " + *yaml : "");
   train::PretrainResult r = train::pretrain(std::move(cfg), opts);
   log_info("training done: iteration {}{}", r.iterations,
@@ -49,6 +50,7 @@ Command pretrain_command() {
               {"recipe", "the recipe (same as the positional RECIPE)", true, "tiny", {}},
               {"config-file", "YAML merged over the recipe before the overrides", true, "", {}},
               {"print-config", "print the resolved config as YAML and exit", false, "", {}},
+              {"device", "auto (a GPU when there is one), cpu or cuda", true, "auto", {}},
               {"per-split-data-args-path", "JSON with {\"train\": [...], \"valid\": [...], \"test\": [...]} blends",
                true, "", {}},
           },

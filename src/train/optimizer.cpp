@@ -5,13 +5,11 @@
 #include <set>
 
 #include "core/log.h"
-#include "core/thread_pool.h"
+#include "kernels/ops.h"
 
 namespace nemotron::train {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 14;  // elements per parallel chunk
 
 void check_param(const OptimizerParam& p) {
   NT_CHECK(!p.name.empty(), "optimizer: a parameter has an empty name");
@@ -19,19 +17,13 @@ void check_param(const OptimizerParam& p) {
   for (const Tensor* t : {p.value, p.grad}) {
     const char* what = t == p.value ? "value" : "gradient";
     NT_CHECK(t->defined(), "optimizer: parameter '{}': the {} tensor is undefined", p.name, what);
-    NT_CHECK(t->dtype() == DType::F32 && t->device().is_cpu() && t->is_contiguous(),
-             "optimizer: parameter '{}': the {} must be a contiguous F32 CPU tensor, got {}", p.name, what,
-             t->str());
+    NT_CHECK(t->dtype() == DType::F32 && t->is_contiguous(),
+             "optimizer: parameter '{}': the {} must be a contiguous F32 tensor, got {}", p.name, what, t->str());
   }
   NT_CHECK(p.value->shape() == p.grad->shape(), "optimizer: parameter '{}': value shape {} != gradient shape {}",
            p.name, shape_str(p.value->shape()), shape_str(p.grad->shape()));
-}
-
-// torch's lerp_(end, weight) for float tensors, as its CPU kernel computes it (one fused multiply-add;
-// the formula switches at |weight| = 0.5 for accuracy). std::fma is exact on every target, so the
-// result does not depend on whether the compiler may contract expressions.
-inline float torch_lerp(float self, float end, float weight) {
-  return std::abs(weight) < 0.5f ? std::fma(weight, end - self, self) : std::fma(weight - 1.0f, end - self, end);
+  NT_CHECK(p.value->device() == p.grad->device(), "optimizer: parameter '{}': value on {} but gradient on {}",
+           p.name, p.value->device().str(), p.grad->device().str());
 }
 
 }  // namespace
@@ -48,11 +40,7 @@ void zero_grads(const std::vector<OptimizerParam>& params) {
 
 double grad_sq_norm_fp64(const std::vector<OptimizerParam>& params) {
   double total = 0.0;
-  for (const OptimizerParam& p : params) {
-    const float* g = p.grad->data<float>();
-    const int64_t n = p.grad->numel();
-    for (int64_t i = 0; i < n; ++i) total += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  }
+  for (const OptimizerParam& p : params) total += ops::sum_of_squares(*p.grad);
   return total;
 }
 
@@ -63,12 +51,7 @@ void clip_grads_with_norm(const std::vector<OptimizerParam>& params, double max_
   const float denom = static_cast<float>(total_norm) + static_cast<float>(1e-6);
   const float coef = std::min((1.0f / denom) * static_cast<float>(max_norm), 1.0f);
   if (coef == 1.0f) return;  // multiplying by one changes nothing
-  for (const OptimizerParam& p : params) {
-    float* g = p.grad->data<float>();
-    parallel_for(p.grad->numel(), kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) g[i] *= coef;
-    });
-  }
+  for (const OptimizerParam& p : params) p.grad->copy_(ops::scale(*p.grad, coef));
 }
 
 double clip_grad_norm(const std::vector<OptimizerParam>& params, double max_norm) {
@@ -88,8 +71,8 @@ AdamW::AdamW(std::vector<OptimizerParam> params, AdamWOptions options)
   for (const OptimizerParam& p : params_) {
     check_param(p);
     NT_CHECK(names.insert(p.name).second, "optimizer: parameter '{}' is listed twice", p.name);
-    exp_avg_.push_back(Tensor::zeros(p.value->shape(), DType::F32));
-    exp_avg_sq_.push_back(Tensor::zeros(p.value->shape(), DType::F32));
+    exp_avg_.push_back(Tensor::zeros(p.value->shape(), DType::F32, p.value->device()));
+    exp_avg_sq_.push_back(Tensor::zeros(p.value->shape(), DType::F32, p.value->device()));
   }
 }
 
@@ -103,35 +86,20 @@ void AdamW::step(double lr, double weight_decay) {
   const double step_size = lr / bias_correction1;
   const double bias_correction2_sqrt = std::pow(bias_correction2, 0.5);  // Python's x ** 0.5
 
+  ops::AdamWScalars scalars;
+  scalars.lerp_weight = static_cast<float>(1.0 - options_.beta1);
+  scalars.beta2 = static_cast<float>(options_.beta2);
+  scalars.one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
+  scalars.bc2_sqrt = static_cast<float>(bias_correction2_sqrt);
+  scalars.eps = static_cast<float>(options_.eps);
+  scalars.neg_step_size = static_cast<float>(-step_size);
   const float decay_factor = static_cast<float>(1.0 - lr * weight_decay);
-  const float lerp_weight = static_cast<float>(1.0 - options_.beta1);
-  const float beta2 = static_cast<float>(options_.beta2);
-  const float one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
-  const float bc2_sqrt = static_cast<float>(bias_correction2_sqrt);
-  const float eps = static_cast<float>(options_.eps);
-  const float neg_step_size = static_cast<float>(-step_size);
 
   for (size_t k = 0; k < params_.size(); ++k) {
     const OptimizerParam& p = params_[k];
-    float* w = p.value->data<float>();
-    const float* g = p.grad->data<float>();
-    float* m = exp_avg_[k].data<float>();
-    float* v = exp_avg_sq_[k].data<float>();
-    const bool decay = p.weight_decay && weight_decay != 0.0;
-    parallel_for(p.value->numel(), kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        float param = w[i];
-        if (decay) param = param * decay_factor;              // param.mul_(1 - lr * wd)
-        m[i] = torch_lerp(m[i], g[i], lerp_weight);           // exp_avg.lerp_(grad, 1 - beta1)
-        // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2): torch's CPU addcmul is one fused
-        // multiply-add of (value * t1) * t2 onto self.
-        v[i] = std::fma(one_minus_beta2 * g[i], g[i], v[i] * beta2);
-        // (sqrt(v) / bc2_sqrt).add_(eps). Our sqrt is correctly rounded; torch's CPU sqrt (MKL) is
-        // off by one ulp for ~1 in 6 inputs, the only difference from torch's arithmetic here.
-        const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-        w[i] = param + neg_step_size * m[i] / denom;  // param.addcdiv_(m, denom, -step_size)
-      }
-    });
+    // Multiplying by exactly 1 leaves a parameter outside the decay group unchanged.
+    scalars.decay_factor = p.weight_decay && weight_decay != 0.0 ? decay_factor : 1.0f;
+    ops::adamw_step_(*p.value, *p.grad, exp_avg_[k], exp_avg_sq_[k], scalars);
   }
 }
 

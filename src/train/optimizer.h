@@ -1,8 +1,9 @@
 // AdamW with torch.optim.AdamW semantics, global gradient-norm clipping with
 // torch.nn.utils.clip_grad_norm_ semantics, and Megatron's rule for which parameters get weight decay.
 //
-// The optimizer knows nothing about the model: it updates a list of OptimizerParam (fp32 CPU master
-// weights and their fp32 gradients, owned by the caller). Its state — the step count and, per
+// The optimizer knows nothing about the model: it updates a list of OptimizerParam (fp32 master
+// weights and their fp32 gradients, owned by the caller, on the CPU or a GPU: the arithmetic is the
+// op ops::adamw_step_). Its state — the step count and, per
 // parameter, exp_avg and exp_avg_sq (fp32, same shape as the parameter) — is exposed as named
 // tensors plus a small JSON of scalars, so the trainer stores it in the native checkpoint next to
 // the weights (each state tensor is sharded exactly like its parameter).
@@ -30,8 +31,8 @@
 
 namespace nemotron::train {
 
-// One trainable tensor as the optimizer sees it. value and grad are contiguous F32 CPU tensors of
-// equal shape, owned by the caller and alive as long as the optimizer.
+// One trainable tensor as the optimizer sees it. value and grad are contiguous F32 tensors of equal
+// shape on one device, owned by the caller and alive as long as the optimizer.
 struct OptimizerParam {
   std::string name;  // unique; names the state tensors in checkpoints
   Tensor* value = nullptr;
@@ -68,8 +69,8 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  // Checks the parameters (unique names, contiguous F32 CPU, value/grad shapes equal) and allocates
-  // zeroed state.
+  // Checks the parameters (unique names, contiguous F32, value/grad shapes and devices equal) and
+  // allocates zeroed state on each parameter's device.
   AdamW(std::vector<OptimizerParam> params, AdamWOptions options);
 
   // One update of every parameter with this learning rate; `weight_decay` applies only to the

@@ -137,7 +137,7 @@ std::string save_checkpoint(const config::Config& cfg, HybridModel& model, const
   w.add_file(checkpoint::Layout{}.file_name(0, 0, 0), shards, [](const std::string&) { return DType::F32; });
   w.write_all([&](const checkpoint::ShardSpec& s) {
     auto it = values.find(s.name);
-    return it != values.end() ? it->second : state.at(s.name);
+    return (it != values.end() ? it->second : state.at(s.name)).to(Device::cpu());
   });
   json::Value extra;
   extra["kind"] = "training";
@@ -212,6 +212,18 @@ double evaluate(HybridModel& model, const data::SampleDataset& ds, int64_t& cons
   return weighted / std::max(tokens, 1.0);
 }
 
+Device resolve_device(const std::string& name) {
+  const bool gpu = device_backend_available(DeviceType::CUDA);
+  if (name == "cpu") return Device::cpu();
+  if (name == "cuda") {
+    NT_CHECK(gpu, "--device cuda: no usable GPU (this build lacks CUDA or sees no GPU; `nemotron info` says "
+                  "which); use --device cpu or auto");
+    return Device::cuda();
+  }
+  NT_CHECK(name == "auto", "unknown device '{}': use auto, cpu or cuda", name);
+  return gpu ? Device::cuda() : Device::cpu();
+}
+
 }  // namespace
 
 PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
@@ -225,6 +237,8 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
                                                   "train.micro_batch_size ({})", gbs, mbs);
   const int64_t micro_batches = gbs / mbs;
   const int64_t seq = cfg.model.seq_length;
+
+  const Device device = resolve_device(options.device);
 
   // ---- model
   Vocab vocab = resolve_vocab(cfg);
@@ -249,12 +263,31 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
     with_vocab.model.vocab_size = vocab.model_vocab;
     hf_config = hf_config_from_run_config(with_vocab);
     model = std::make_unique<HybridModel>(ModelConfig::from_json(hf_config, "the run config's model section"));
-    check_fits_in_memory(*model);
+    if (device.is_cpu()) check_fits_in_memory(*model);
     init_parameters(*model, static_cast<uint64_t>(cfg.rng.seed), cfg.model.init_method_std);
   }
   NT_CHECK(model->config.vocab_size >= vocab.info.vocab_size,
            "the model's vocabulary ({}) is smaller than the tokenizer's ({} ids)", model->config.vocab_size,
            vocab.info.vocab_size);
+
+  // ---- resumed weights (loaded before the move to the device), device and precision
+  std::optional<checkpoint::Reader> resume;
+  if (has_checkpoint(cfg.checkpoint.load)) {
+    resume.emplace(checkpoint::Reader::open(*cfg.checkpoint.load));
+    const json::Value& extra = resume->extra();
+    NT_CHECK(extra.is_object() && extra.contains("kind") && extra.at("kind").as_string() == "training",
+             "{} is not a training checkpoint (no optimizer state); use checkpoint.pretrained_checkpoint to start "
+             "from its weights", resume->dir());
+    ModelConfig saved = checkpoint::native_model_config(*resume);
+    NT_CHECK(saved.raw.is_object(), "checkpoint {} has no model config", resume->dir());
+    checkpoint::load_native_weights(*model, *resume);
+  }
+  if (device.is_cuda()) {
+    model->to(device);
+    if (cfg.model.bf16) model->set_compute_dtype(DType::BF16);
+  }
+  log_info("training on {} ({} compute, fp32 master weights)", device.str(),
+           device.is_cuda() && cfg.model.bf16 ? "bf16" : "fp32");
 
   TrainOptions topts;
   topts.mtp_depths = model->config.has_mtp() ? cfg.model.mtp_num_layers.value_or(0) : 0;
@@ -279,23 +312,16 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   AdamW adam(oparams, {cfg.optimizer.adam_beta1, cfg.optimizer.adam_beta2, cfg.optimizer.adam_eps});
   OptimizerParamScheduler sched(scheduler_options_from_config(cfg));
 
-  // ---- resume
+  // ---- resume (the weights were loaded above)
   TrainState st;
-  if (has_checkpoint(cfg.checkpoint.load)) {
-    checkpoint::Reader r = checkpoint::Reader::open(*cfg.checkpoint.load);
-    const json::Value& extra = r.extra();
-    NT_CHECK(extra.is_object() && extra.contains("kind") && extra.at("kind").as_string() == "training",
-             "{} is not a training checkpoint (no optimizer state); use checkpoint.pretrained_checkpoint to start "
-             "from its weights", r.dir());
-    ModelConfig saved = checkpoint::native_model_config(r);
-    NT_CHECK(saved.raw.is_object(), "checkpoint {} has no model config", r.dir());
-    checkpoint::load_native_weights(*model, r);
-    adam.load_state(extra.at("optimizer"), [&](const std::string& n) { return r.read(n); });
+  if (resume) {
+    const json::Value& extra = resume->extra();
+    adam.load_state(extra.at("optimizer"), [&](const std::string& n) { return resume->read(n); });
     sched.load_state(extra.at("scheduler"));
     st.iteration = extra.at("iteration").as_int();
     st.consumed_train = extra.at("consumed_train_samples").as_int();
     st.consumed_valid = extra.at("consumed_valid_samples").as_int();
-    log_info("resumed from {} at iteration {} ({} samples consumed)", r.dir(), st.iteration, st.consumed_train);
+    log_info("resumed from {} at iteration {} ({} samples consumed)", resume->dir(), st.iteration, st.consumed_train);
   }
 
   // ---- data
@@ -349,7 +375,10 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
     NT_CHECK(finite || !cfg.rerun_state_machine.check_for_nan_in_loss,
              "the gradient norm is {} at iteration {}: training diverged (lower optimizer.lr or check the data)",
              grad_norm, st.iteration + 1);
-    if (finite) adam.step(sched.lr(), sched.weight_decay());
+    if (finite) {
+      adam.step(sched.lr(), sched.weight_decay());
+      model->refresh_working_copies();
+    }
     sched.step(gbs);
     if (cfg.model.moe_router_enable_expert_bias) model->update_expert_bias(cfg.model.moe_router_bias_update_rate);
     st.iteration++;

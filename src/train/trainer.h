@@ -11,6 +11,9 @@
 // Resume: with checkpoint.load naming a directory that holds a checkpoint, the run continues from it
 // (model, optimizer, scheduler, iteration, consumed samples); the losses equal those of an
 // uninterrupted run bit for bit on the CPU.
+//
+// Device: the model, its gradients and the optimizer state live on one device (PretrainOptions::
+// device); batches are built on the host and copied; checkpoints are written from host copies.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -25,6 +28,11 @@ namespace nemotron::train {
 struct PretrainOptions {
   std::optional<std::string> per_split_data_args_path;
   int world_size = 1;
+  // Where the model trains: "cuda" (a GPU; an error when none is usable), "cpu", or "auto" (the GPU
+  // when this build has CUDA and one is present, else the CPU). On a GPU, model.bf16 (the
+  // bf16_mixed precision recipes) computes in bf16 with fp32 master weights and gradients; the CPU
+  // always computes in fp32.
+  std::string device = "auto";
 };
 
 struct EvalResult {
