@@ -137,7 +137,8 @@ void check_ssd_inputs(const SsdInputs& in) {
 SsdOutputs ssd_scan(const SsdInputs& in, int64_t chunk_size) {
   NT_CHECK(chunk_size >= 0, "ssd: chunk_size must be 0 (sequential) or positive, got {}", chunk_size);
   check_ssd_inputs(in);
-  NT_DISPATCH(in.x, chunk_size == 0 ? cpu::ssd_sequential(in) : cpu::ssd_chunked(in, chunk_size), cuda::ssd_scan(in));
+  NT_DISPATCH(in.x, chunk_size == 0 ? cpu::ssd_sequential(in) : cpu::ssd_chunked(in, chunk_size),
+              cuda::ssd_scan(in, chunk_size));
 }
 
 Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps) {
@@ -255,7 +256,7 @@ SsdGrads ssd_scan_backward(const SsdInputs& in, const Tensor& dy, int64_t chunk_
   NT_CHECK(chunk_size >= 1, "ssd backward: chunk_size must be at least 1, got {}", chunk_size);
   NT_CHECK(dy.shape() == in.x.shape(), "ssd backward: dy {} must be shaped like x {}", dy.str(), in.x.str());
   same_device(in.x, dy);
-  NT_CPU_ONLY(in.x, "ssd_scan_backward", cpu::ssd_scan_backward(in, dy, chunk_size));
+  NT_DISPATCH(in.x, cpu::ssd_scan_backward(in, dy, chunk_size), cuda::ssd_scan_backward(in, dy, chunk_size));
 }
 
 GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size,
@@ -286,8 +287,8 @@ AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const
   same_device(q, fwd.out);
   same_device(q, fwd.lse);
   same_device(q, dout);
-  NT_CPU_ONLY(q, "causal_attention_backward",
-              cpu::causal_attention_backward(q, k, v, fwd, dout, num_heads, num_kv_heads, head_dim, scale));
+  NT_DISPATCH(q, cpu::causal_attention_backward(q, k, v, fwd, dout, num_heads, num_kv_heads, head_dim, scale),
+              cuda::causal_attention_backward(q, k, v, fwd, dout, num_heads, num_kv_heads, head_dim, scale));
 }
 
 Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale) {

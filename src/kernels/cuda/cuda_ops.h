@@ -22,7 +22,9 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim);
 
 // Mamba-2 and attention (cuda/mamba_attention_ops.cpp); arguments already checked by ops.cpp.
 Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const Tensor& bias);
-ops::SsdOutputs ssd_scan(const ops::SsdInputs& in);
+// chunk_size 0 scans token by token; > 0 runs the chunked kernels (ssd_chunked) where they support
+// the shape.
+ops::SsdOutputs ssd_scan(const ops::SsdInputs& in, int64_t chunk_size);
 Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t group_size, float eps);
 ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);

@@ -43,7 +43,9 @@ Tensor causal_conv1d_silu(const Tensor& x_in, const Tensor& weight_in, const Ten
   return out;
 }
 
-ops::SsdOutputs ssd_scan(const ops::SsdInputs& in) {
+ops::SsdOutputs ssd_scan(const ops::SsdInputs& in, int64_t chunk_size) {
+  // The chunked kernels compute the same function faster; shapes they do not cover scan token by token.
+  if (chunk_size > 0 && ssd_chunked_supported(in)) return ssd_chunked(in, chunk_size);
   const int64_t batch = in.x.size(0), seq = in.x.size(1), nh = in.x.size(2), p = in.x.size(3);
   const int64_t groups = in.B.size(2), n = in.B.size(3);
   const size_t shared = launch::ssd_scan_shared_bytes(p, n), limit = launch::max_shared_bytes_per_block();
@@ -77,6 +79,8 @@ Tensor gated_rms_norm(const Tensor& y_in, const Tensor& z_in, const Tensor& weig
 
 ops::AttentionOutput causal_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse) {
+  if (head_dim <= launch::kFlashMaxHeadDim)
+    return flash_attention(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim, scale, with_lse);
   const launch::Elem t = elem(q_in);
   elem(k_in);
   elem(v_in);
