@@ -93,19 +93,24 @@ TEST_F(GpuBackward, MatmulAddAllTransposesAndStridedOperands) {
           EXPECT_LT(rel_err(got, ref), 2e-6 * std::sqrt(double(c.K)) + 1e-6)
               << name(d) << " ta=" << ta << " tb=" << tb << " M=" << c.M << " K=" << c.K << " N=" << c.N;
         }
-  // Operands that are column slices of wider matrices (rows strided, starting off any 16-byte
-  // boundary) are read in place; accumulating twice adds twice.
+  // Operands that are column slices of wider matrices: read in place where their rows start on
+  // 16-byte boundaries (a at column 8 of 72), copied where not (b at column 1 of 90). Accumulating
+  // twice adds twice.
   for (DType d : {DType::F32, DType::BF16}) {
-    Tensor wide_a = rounded(uniform({40, 70}, 4), d), wide_b = rounded(uniform({40, 90}, 5), d);
-    Tensor a = wide_a.narrow(1, 3, 21), b = wide_b.narrow(1, 1, 33);  // [40, 21], [40, 33]
-    Tensor ref = Tensor::zeros({21, 33}, DType::F32);
+    Tensor wide_a = rounded(uniform({40, 72}, 4), d), wide_b = rounded(uniform({40, 90}, 5), d);
+    Tensor a = wide_a.narrow(1, 8, 24), b = wide_b.narrow(1, 1, 33);  // [40, 24], [40, 33]
+    Tensor ref = Tensor::zeros({24, 33}, DType::F32);
     ops::matmul_add_(ref, a, b, /*trans_a=*/true);
     ops::matmul_add_(ref, a, b, /*trans_a=*/true);
-    Tensor got = dev(Tensor::zeros({21, 33}, DType::F32));
-    Tensor ga = dev(wide_a.to(d)).narrow(1, 3, 21), gb = dev(wide_b.to(d)).narrow(1, 1, 33);
+    Tensor got = dev(Tensor::zeros({24, 33}, DType::F32));
+    Tensor ga = dev(wide_a.to(d)).narrow(1, 8, 24), gb = dev(wide_b.to(d)).narrow(1, 1, 33);
     ops::matmul_add_(got, ga, gb, true);
     ops::matmul_add_(got, ga, gb, true);
     EXPECT_LT(rel_err(got, ref), 1e-5) << name(d) << " strided";
+    Tensor got_t = dev(Tensor::zeros({33, 24}, DType::F32)), ref_t = Tensor::zeros({33, 24}, DType::F32);
+    ops::matmul_add_(ref_t, b, a, true);
+    ops::matmul_add_(got_t, gb, ga, true);
+    EXPECT_LT(rel_err(got_t, ref_t), 1e-5) << name(d) << " strided, swapped";
   }
 }
 
@@ -330,9 +335,10 @@ TEST_F(GpuBackward, SumOfSquares) {
       const double ref = ops::sum_of_squares(x), got = ops::sum_of_squares(dev(x.to(d)));
       EXPECT_NEAR(got, ref, 2e-6 * ref) << name(d) << " n=" << n;
     }
-  // An unaligned view and an empty tensor.
+  // An unaligned view (fp32 per block, like the rest) and an empty tensor.
   Tensor x = uniform({1001}, 101);
-  EXPECT_NEAR(ops::sum_of_squares(dev(x).narrow(0, 1, 1000)), ops::sum_of_squares(x.narrow(0, 1, 1000)), 1e-9 * 1000);
+  const double ref = ops::sum_of_squares(x.narrow(0, 1, 1000));
+  EXPECT_NEAR(ops::sum_of_squares(dev(x).narrow(0, 1, 1000)), ref, 2e-6 * ref);
   EXPECT_EQ(ops::sum_of_squares(dev(Tensor::zeros({0}, DType::F32))), 0.0);
 }
 

@@ -42,10 +42,13 @@ struct alignas(sizeof(T) * V) Pack {
 };
 // p + i must be aligned to the pack (i a multiple of V on an aligned base).
 template <typename T, int V>
-__device__ __forceinline__ void load_vec(const T* p, int64_t i, float (&out)[V]) {
-  const Pack<T, V> pk = *reinterpret_cast<const Pack<T, V>*>(p + i);
+__device__ __forceinline__ void unpack(const Pack<T, V>& pk, float (&out)[V]) {
 #pragma unroll
   for (int k = 0; k < V; ++k) out[k] = to_f(pk.v[k]);
+}
+template <typename T, int V>
+__device__ __forceinline__ void load_vec(const T* p, int64_t i, float (&out)[V]) {
+  unpack<T, V>(*reinterpret_cast<const Pack<T, V>*>(p + i), out);
 }
 template <typename T, int V>
 __device__ __forceinline__ void store_vec(T* p, int64_t i, const float (&in)[V]) {
@@ -308,6 +311,9 @@ cudaError_t launch_relu2_backward(const void* x, const void* dy, void* dx, int64
 
 constexpr int kConvThreads = 128;
 constexpr int64_t kConvMinChunk = 64, kConvTargetPartials = 256;
+// Tokens whose loads a thread issues together before working through them: the walk is sequential,
+// so this is what keeps enough bytes in flight.
+constexpr int kConvPrefetch = 4;
 
 // Time chunks per sequence: chunks of >= 64 tokens, about 256 (batch row, chunk) partial rows in all.
 int64_t conv_chunks(int64_t batch, int64_t seq) {
@@ -359,52 +365,64 @@ __global__ void conv1d_backward_kernel(const T* x, const float* w, const float* 
     if (src >= 0 && src < seq) load_vec<T, V>(xb, src * ch, xw[k]);
   }
 
-  const int64_t t_end = min(seq, t1 + K - 1);
-  for (int64_t t = t0; t < t1 + K - 1; ++t) {
+  const int64_t t_stop = t1 + K - 1, t_end = min(seq, t_stop);  // walk [t0, t_stop); tokens < t_end exist
+  for (int64_t t_group = t0; t_group < t_stop; t_group += kConvPrefetch) {
+    Pack<T, V> x_next[kConvPrefetch], dout_next[kConvPrefetch];
 #pragma unroll
-    for (int k = 0; k < K - 1; ++k)
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        xw[k][v] = xw[k + 1][v];
-        duw[k][v] = duw[k + 1][v];
+    for (int u = 0; u < kConvPrefetch; ++u)
+      if (t_group + u < t_end) {
+        x_next[u] = *reinterpret_cast<const Pack<T, V>*>(xb + (t_group + u) * ch);
+        dout_next[u] = *reinterpret_cast<const Pack<T, V>*>(dob + (t_group + u) * ch);
       }
-    if (t < t_end) {
-      float dov[V];
-      load_vec<T, V>(xb, t * ch, xw[K - 1]);
-      load_vec<T, V>(dob, t * ch, dov);
 #pragma unroll
-      for (int v = 0; v < V; ++v) {
-        float u = bv[v];
+    for (int u = 0; u < kConvPrefetch; ++u) {
+      const int64_t t = t_group + u;
+      if (t >= t_stop) break;
 #pragma unroll
-        for (int k = 0; k < K; ++k) u += wk[k][v] * xw[k][v];
-        duw[K - 1][v] = dov[v] * silu_grad(u);
-      }
-      if (t < t1) {
+      for (int k = 0; k < K - 1; ++k)
 #pragma unroll
         for (int v = 0; v < V; ++v) {
+          xw[k][v] = xw[k + 1][v];
+          duw[k][v] = duw[k + 1][v];
+        }
+      if (t < t_end) {
+        float dov[V];
+        unpack<T, V>(x_next[u], xw[K - 1]);
+        unpack<T, V>(dout_next[u], dov);
 #pragma unroll
-          for (int k = 0; k < K; ++k) dwa[k][v] += duw[K - 1][v] * xw[k][v];
-          dba[v] += duw[K - 1][v];
+        for (int v = 0; v < V; ++v) {
+          float uv = bv[v];
+#pragma unroll
+          for (int k = 0; k < K; ++k) uv += wk[k][v] * xw[k][v];
+          duw[K - 1][v] = dov[v] * silu_grad(uv);
+        }
+        if (t < t1) {
+#pragma unroll
+          for (int v = 0; v < V; ++v) {
+#pragma unroll
+            for (int k = 0; k < K; ++k) dwa[k][v] += duw[K - 1][v] * xw[k][v];
+            dba[v] += duw[K - 1][v];
+          }
+        }
+      } else {  // past the end of the sequence: nothing reads x there, du is zero
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          xw[K - 1][v] = 0.0f;
+          duw[K - 1][v] = 0.0f;
         }
       }
-    } else {  // past the end of the sequence: nothing reads x there, du is zero
+      const int64_t s = t - (K - 1);
+      if (s >= t0) {
+        float out[V];
 #pragma unroll
-      for (int v = 0; v < V; ++v) {
-        xw[K - 1][v] = 0.0f;
-        duw[K - 1][v] = 0.0f;
+        for (int v = 0; v < V; ++v) {
+          float acc = 0.0f;
+#pragma unroll
+          for (int k = 0; k < K; ++k) acc += wk[k][v] * duw[K - 1 - k][v];
+          out[v] = acc;
+        }
+        store_vec<T, V>(dxb, s * ch, out);
       }
-    }
-    const int64_t s = t - (K - 1);
-    if (s >= t0) {
-      float out[V];
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        float acc = 0.0f;
-#pragma unroll
-        for (int k = 0; k < K; ++k) acc += wk[k][v] * duw[K - 1 - k][v];
-        out[v] = acc;
-      }
-      store_vec<T, V>(dxb, s * ch, out);
     }
   }
   float* p = partial + (b * chunks + chunk) * ch * (K + 1);

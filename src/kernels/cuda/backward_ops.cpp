@@ -107,6 +107,7 @@ ops::ConvGrads causal_conv1d_silu_backward(const Tensor& x_in, const Tensor& wei
   const int64_t k = w.size(1);
   NT_CHECK(k >= 1 && k <= 4, "causal_conv1d backward on the GPU supports kernel widths 1 to 4, got {} ({})", k,
            weight_in.str());
+  NT_CHECK(batch <= 65535, "causal_conv1d backward on the GPU takes at most 65535 sequences, got {}", batch);
   const DType t = shared_dtype({&x_in, &dout_in});
   Tensor x = x_in.to(t).contiguous(), dout = dout_in.to(t).contiguous(), bias = f32(bias_in);
   ops::ConvGrads g;

@@ -147,12 +147,13 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
 
 namespace {
 // A 2-D operand as cuBLASLt can read it: in place when its rows are strided with unit inner stride
-// (a column slice of a wider matrix, say), else a contiguous copy; `ld` is its row stride.
+// (a column slice of a wider matrix, say) and start on 16-byte boundaries, else a contiguous copy;
+// `ld` is its row stride.
 Tensor strided_rows(const Tensor& t, int64_t& ld) {
-  const int64_t rows = t.size(0), cols = t.size(1);
+  const int64_t rows = t.size(0), cols = t.size(1), es = static_cast<int64_t>(dtype_nbytes(t.dtype(), 1));
   if ((cols <= 1 || t.stride(1) == 1) && (rows <= 1 || t.stride(0) >= std::max<int64_t>(cols, 1))) {
     ld = rows <= 1 ? std::max<int64_t>(cols, 1) : t.stride(0);
-    return t;
+    if (reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0 && (ld * es) % 16 == 0) return t;
   }
   ld = std::max<int64_t>(cols, 1);
   return t.contiguous();
