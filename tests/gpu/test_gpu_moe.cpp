@@ -77,8 +77,10 @@ ops::MoePermutation perm_to_device(const ops::MoePermutation& p) {
 
 const std::vector<std::pair<cuda::GroupedGemm, const char*>> kBackends = {
     {cuda::GroupedGemm::Lt, "cuBLASLt per expert"},
+    {cuda::GroupedGemm::LtStreams, "cuBLASLt per expert, 4 streams"},
     {cuda::GroupedGemm::GemmEx, "cublasGemmEx per expert"},
-    {cuda::GroupedGemm::Grouped, "cublasGemmGroupedBatchedEx"}};
+    {cuda::GroupedGemm::Grouped, "cublasGemmGroupedBatchedEx"},
+    {cuda::GroupedGemm::Wmma, "WMMA grouped kernel"}};
 
 // Restores the default backend when a test that switches it ends.
 struct BackendGuard {
@@ -160,7 +162,7 @@ TEST_F(GpuMoe, PermutationDispatchAndCombineMatchTheCpu) {
 
 TEST_F(GpuMoe, GroupedMatmulAndWeightGradEveryBackend) {
   BackendGuard guard;
-  const int64_t K = 96, N = 80;
+  const int64_t K = 88, N = 72;  // partial tiles in every dimension
   for (auto [backend, name] : kBackends) {
     cuda::set_grouped_gemm(backend);
     for (std::vector<int64_t> counts : {std::vector<int64_t>{17, 0, 64, 1, 0, 33}, {0, 0, 100, 0, 0, 0}}) {
@@ -240,49 +242,53 @@ LayerRun run_layer(MoE& m, const Tensor& x, const Tensor& dy) {
 }  // namespace
 
 TEST_F(GpuMoe, LayerForwardAndBackwardMatchTheCpu) {
+  BackendGuard guard;
   struct Case {
     std::string name, extra;
   };
-  for (const Case& c : {Case{"latent, groups", R"(, "moe_latent_size": 32, "n_group": 4, "topk_group": 2)"},
-                        Case{"plain, unnormalised", R"(, "norm_topk_prob": false)"},
-                        Case{"latent with biases", R"(, "moe_latent_size": 32, "mlp_bias": true)"}}) {
-    ModelConfig cfg = moe_config(c.extra);
-    for (DType d : {DType::F32, DType::BF16}) {
-      MoE cpu(cfg, {}, "layer.mixer."), gpu(cfg, {}, "layer.mixer.");
-      randomize(cpu, 100);
-      Tensor x = rand_normal({2, 37, cfg.hidden_size}, 200, 1.0f), dy = rand_normal({2, 37, cfg.hidden_size}, 201, 1.0f);
-      if (d == DType::BF16) {
-        // The CPU reference sees the values the GPU computes with: bf16 inputs and weights (not the router).
-        x = x.to(DType::BF16).to(DType::F32);
-        dy = dy.to(DType::BF16).to(DType::F32);
-        for (Param* p : cpu.params())
-          if (p->value.dim() == 2 && !p->name.ends_with("gate.weight")) p->value = p->value.to(DType::BF16).to(DType::F32);
-      }
-      std::vector<Param*> pc = cpu.params(), pg = gpu.params();
-      for (size_t i = 0; i < pc.size(); ++i) {
-        pg[i]->value = pc[i]->value.to(Device::cuda());
-        if (d == DType::BF16 && pg[i]->value.dim() == 2 && !pg[i]->name.ends_with("gate.weight"))
-          pg[i]->working = pg[i]->value.to(DType::BF16);
-      }
-      LayerRun ref = run_layer(cpu, x, dy), out = run_layer(gpu, dev(x, d), dev(dy, d));
-      const double tol = d == DType::F32 ? 2e-5 : 3e-2;
-      const std::string what = c.name + " " + dtype_name(d);
-      EXPECT_LT(rel_err(out.y, ref.y), tol) << what;
-      EXPECT_LT(rel_err(out.dx, ref.dx), tol) << what;
-      ASSERT_EQ(out.aux.size(), ref.aux.size());
-      for (size_t i = 0; i < ref.aux.size(); ++i) EXPECT_NEAR(out.aux[i], ref.aux[i], 1e-5 * std::fabs(ref.aux[i]));
-      EXPECT_EQ(gpu.tokens_per_expert.to_i64_vector(), cpu.tokens_per_expert.to_i64_vector()) << what;
-      for (size_t i = 0; i < pc.size(); ++i) {
-        if (!ref.grads[i].defined()) {
-          EXPECT_FALSE(out.grads[i].defined()) << pc[i]->name;
-          continue;
+  for (auto backend : {cuda::GroupedGemm::Lt, cuda::GroupedGemm::Wmma}) {
+    cuda::set_grouped_gemm(backend);
+    for (const Case& c : {Case{"latent, groups", R"(, "moe_latent_size": 32, "n_group": 4, "topk_group": 2)"},
+                          Case{"plain, unnormalised", R"(, "norm_topk_prob": false)"},
+                          Case{"latent with biases", R"(, "moe_latent_size": 32, "mlp_bias": true)"}}) {
+      ModelConfig cfg = moe_config(c.extra);
+      for (DType d : {DType::F32, DType::BF16}) {
+        MoE cpu(cfg, {}, "layer.mixer."), gpu(cfg, {}, "layer.mixer.");
+        randomize(cpu, 100);
+        Tensor x = rand_normal({2, 37, cfg.hidden_size}, 200, 1.0f), dy = rand_normal({2, 37, cfg.hidden_size}, 201, 1.0f);
+        if (d == DType::BF16) {
+          // The CPU reference sees the values the GPU computes with: bf16 inputs and weights (not the router).
+          x = x.to(DType::BF16).to(DType::F32);
+          dy = dy.to(DType::BF16).to(DType::F32);
+          for (Param* p : cpu.params())
+            if (p->value.dim() == 2 && !p->name.ends_with("gate.weight")) p->value = p->value.to(DType::BF16).to(DType::F32);
         }
-        ASSERT_TRUE(out.grads[i].defined()) << pc[i]->name;
-        EXPECT_TRUE(out.grads[i].device().is_cuda()) << pc[i]->name;
-        EXPECT_LT(rel_err(out.grads[i], ref.grads[i]), tol) << what << " " << pc[i]->name;
+        std::vector<Param*> pc = cpu.params(), pg = gpu.params();
+        for (size_t i = 0; i < pc.size(); ++i) {
+          pg[i]->value = pc[i]->value.to(Device::cuda());
+          if (d == DType::BF16 && pg[i]->value.dim() == 2 && !pg[i]->name.ends_with("gate.weight"))
+            pg[i]->working = pg[i]->value.to(DType::BF16);
+        }
+        LayerRun ref = run_layer(cpu, x, dy), out = run_layer(gpu, dev(x, d), dev(dy, d));
+        const double tol = d == DType::F32 ? 2e-5 : 3e-2;
+        const std::string what = c.name + " " + std::string(dtype_name(d)) + (backend == cuda::GroupedGemm::Wmma ? " wmma" : " lt");
+        EXPECT_LT(rel_err(out.y, ref.y), tol) << what;
+        EXPECT_LT(rel_err(out.dx, ref.dx), tol) << what;
+        ASSERT_EQ(out.aux.size(), ref.aux.size());
+        for (size_t i = 0; i < ref.aux.size(); ++i) EXPECT_NEAR(out.aux[i], ref.aux[i], 1e-5 * std::fabs(ref.aux[i]));
+        EXPECT_EQ(gpu.tokens_per_expert.to_i64_vector(), cpu.tokens_per_expert.to_i64_vector()) << what;
+        for (size_t i = 0; i < pc.size(); ++i) {
+          if (!ref.grads[i].defined()) {
+            EXPECT_FALSE(out.grads[i].defined()) << pc[i]->name;
+            continue;
+          }
+          ASSERT_TRUE(out.grads[i].defined()) << pc[i]->name;
+          EXPECT_TRUE(out.grads[i].device().is_cuda()) << pc[i]->name;
+          EXPECT_LT(rel_err(out.grads[i], ref.grads[i]), tol) << what << " " << pc[i]->name;
+        }
+        // Inference forward = training forward.
+        EXPECT_LT(rel_err(gpu.forward(dev(x, d)), ref.y), tol) << what;
       }
-      // Inference forward = training forward.
-      EXPECT_LT(rel_err(gpu.forward(dev(x, d)), ref.y), tol) << what;
     }
   }
 }
@@ -402,20 +408,26 @@ TEST_F(GpuMoe, NanoLayerTiming) {
     else p->value = device_random(s, DType::F32, 9, 1.0f / std::sqrt(float(s.back())));
     if (p->value.dim() == 2 && !p->name.ends_with("gate.weight")) p->working = p->value.to(DType::BF16);
   }
-  Tensor x = device_random({1, 4096, 2688}, DType::BF16, 10, 1.0f), dy = device_random({1, 4096, 2688}, DType::BF16, 11, 1.0f);
-  const double fwd = time_ms([&] { m.forward(x); }, 5);
-  const double train = time_ms([&] {
-    TrainContext ctx;
-    ctx.aux_loss_coeff = 1e-4;
-    std::unique_ptr<Saved> saved;
-    m.forward_train(x, saved, ctx);
-    m.backward(dy, *saved, ctx);
-  }, 5);
-  // Routed 3 GEMMs fwd (2 per pass) + shared expert, counted as 2·rows·in·out per GEMM.
-  const double routed = 2.0 * 4096 * 6 * 2688 * 1856 * 2, shared = 2.0 * 4096 * 2688 * 3712 * 2;
-  std::printf("[moe timing] MoE layer (bf16, 4096 tokens): forward %.3f ms (%.1f TFLOP/s), forward_train + backward "
-              "%.3f ms (%.1f TFLOP/s)\n",
-              fwd, (routed + shared) / (fwd * 1e-3) / 1e12, train, 3 * (routed + shared) / (train * 1e-3) / 1e12);
+  Tensor x = device_random({1, 4096, 2688}, DType::BF16, 10, 1.0f);
+  Tensor dy = device_random({1, 4096, 2688}, DType::BF16, 11, 1.0f);
+  // Two GEMMs per pass over 6 rows per token (routed) and over every token (shared expert), counted as
+  // 2·rows·in·out each; the backward has twice the forward's GEMM work.
+  const double flop = 2.0 * 4096 * 6 * 2688 * 1856 * 2 + 2.0 * 4096 * 2688 * 3712 * 2;
+  BackendGuard guard;
+  for (auto [backend, name] : kBackends) {
+    cuda::set_grouped_gemm(backend);
+    const double fwd = time_ms([&] { m.forward(x); }, 5);
+    const double train = time_ms([&] {
+      TrainContext ctx;
+      ctx.aux_loss_coeff = 1e-4;
+      std::unique_ptr<Saved> saved;
+      m.forward_train(x, saved, ctx);
+      m.backward(dy, *saved, ctx);
+    }, 5);
+    std::printf("[moe timing] MoE layer bf16 4096 tokens, %-28s forward %.3f ms (%.1f TFLOP/s), forward_train + "
+                "backward %.3f ms (%.1f TFLOP/s)\n",
+                name, fwd, flop / (fwd * 1e-3) / 1e12, train, 3 * flop / (train * 1e-3) / 1e12);
+  }
   cuda::AllocatorStats st = cuda::allocator_stats();
   std::printf("[moe timing] peak allocated %.2f GiB\n", st.peak_allocated_bytes / double(1 << 30));
 }

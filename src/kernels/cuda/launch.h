@@ -289,6 +289,24 @@ cudaError_t moe_combine_backward(Elem dout_t, const void* dout, Elem yt, const v
                                  const int64_t* tokens, const int64_t* slots, void* dy, float* dweights, int64_t rows,
                                  int64_t d, cudaStream_t s);
 
+// Grouped bf16 GEMM on the tensor cores (WMMA, 128×128 tiles, a 3-stage cp.async pipeline), fp32
+// accumulation: per group C[m, n] = Σ_k A(m, k)·B(k, n) with A(m, k) = a[m·lda + k] (a_k_contiguous)
+// or a[k·lda + m], B(k, n) = b[n·ldb + k] (b_k_contiguous) or b[k·ldb + n], C row-major (ldc):
+// bf16 stores, or F32 C += when accumulate. Every contiguous extent, lda, ldb and ldc must be a
+// multiple of 8 and every pointer 16-byte aligned. `groups` is device memory; tile_start is the
+// prefix sum of the groups' ceil(m/128)·ceil(n/128) tiles, total_tiles their sum.
+struct GroupedGemmGroup {
+  const void* a;
+  const void* b;
+  void* c;
+  int32_t m, n, k;
+  int32_t tile_start;
+};
+constexpr int kGroupedTile = 128;
+cudaError_t grouped_gemm_bf16(const GroupedGemmGroup* groups, int count, int total_tiles, bool a_k_contiguous,
+                              bool b_k_contiguous, int64_t lda, int64_t ldb, int64_t ldc, bool accumulate,
+                              cudaStream_t s);
+
 // ---- chunked SSD on the tensor cores (ssd.cu) ----
 // The chunked form of spec/model.md §3.5 and spec/anchors.md §1.8, in the stages of mamba_ssm:
 // chunk states (Σ_s decay·dt·x_s B_sᵀ per chunk), the sequential pass over the chunk states, and the

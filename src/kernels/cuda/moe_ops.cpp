@@ -53,10 +53,14 @@ struct Gemm {
 GroupedGemm default_grouped_gemm() {
   const char* env = std::getenv("NEMOTRON_MOE_GEMM");
   if (!env) return GroupedGemm::Lt;
-  if (!std::strcmp(env, "lt")) return GroupedGemm::Lt;
-  if (!std::strcmp(env, "gemmex")) return GroupedGemm::GemmEx;
-  if (!std::strcmp(env, "grouped")) return GroupedGemm::Grouped;
-  fail("NEMOTRON_MOE_GEMM must be lt, gemmex or grouped, got '{}'", env);
+  const std::pair<const char*, GroupedGemm> names[] = {{"lt", GroupedGemm::Lt},
+                                                       {"lt_streams", GroupedGemm::LtStreams},
+                                                       {"gemmex", GroupedGemm::GemmEx},
+                                                       {"grouped", GroupedGemm::Grouped},
+                                                       {"wmma", GroupedGemm::Wmma}};
+  for (auto [name, g] : names)
+    if (!std::strcmp(env, name)) return g;
+  fail("NEMOTRON_MOE_GEMM must be lt, lt_streams, gemmex, grouped or wmma, got '{}'", env);
 }
 GroupedGemm& grouped_gemm_choice() {
   static GroupedGemm g = default_grouped_gemm();
@@ -73,23 +77,20 @@ cublasHandle_t cublas_handle() {
   return h;
 }
 
-Tensor& lt_workspace() {
-  static Tensor w = Tensor::empty({32 << 20}, DType::U8, Device::cuda());
-  return w;
-}
-
 // cuBLASLt: one matmul per problem. The heuristic's answer is cached per shape (expert row counts
-// repeat across steps), so the host cost is the descriptors and the launch.
-void run_lt(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
+// repeat across steps), so the host cost is the descriptors and the launch. Problem i runs on
+// streams[i % streams.size()], with workspaces[i % ...].
+void run_lt(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta,
+            const std::vector<cudaStream_t>& streams, const std::vector<Tensor>& workspaces) {
   using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, int, bool>;
   static std::map<Key, cublasLtMatmulAlgo_t> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   if (cache.size() > 8192) cache.clear();
   const float alpha = 1.0f;
-  Tensor& ws = lt_workspace();
-  size_t ws_bytes = static_cast<size_t>(ws.numel());
-  for (const Gemm& g : gemms) {
+  size_t ws_bytes = static_cast<size_t>(workspaces[0].numel());
+  for (size_t i = 0; i < gemms.size(); ++i) {
+    const Gemm& g = gemms[i];
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
     NT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -113,12 +114,54 @@ void run_lt(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct
       NT_CHECK(found > 0, "cuBLASLt found no algorithm for an expert GEMM of {} x {} x {}", g.m, g.n, g.k);
       it = cache.emplace(key, heur.algo).first;
     }
+    const size_t s = i % streams.size();
     NT_CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(), op, &alpha, g.a, la, g.b, lb, &beta, g.c, lc, g.c, lc,
-                                   &it->second, ws.raw_data(), ws_bytes, current_stream()));
+                                   &it->second, workspaces[s].raw_data(), ws_bytes, streams[s]));
     cublasLtMatrixLayoutDestroy(lc);
     cublasLtMatrixLayoutDestroy(lb);
     cublasLtMatrixLayoutDestroy(la);
     cublasLtMatmulDescDestroy(op);
+  }
+}
+
+// The op stream and its cuBLASLt workspace.
+void run_lt_one_stream(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
+  // Never freed: process-lifetime, like the stream (a static Tensor would outlive the allocator).
+  static const std::vector<Tensor>* workspace =
+      new std::vector<Tensor>{Tensor::empty({32 << 20}, DType::U8, Device::cuda())};
+  run_lt(gemms, ab, ct, beta, {current_stream()}, *workspace);
+}
+
+// Side streams that start after the work queued so far on the op stream and that the op stream waits
+// for at the end, so that the experts' GEMMs overlap and the ops stay ordered on one stream.
+void run_lt_streams(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
+  constexpr int kStreams = 4;
+  struct Side {
+    std::vector<cudaStream_t> streams;
+    std::vector<Tensor> workspaces;
+    std::vector<cudaEvent_t> done;
+    cudaEvent_t start;
+  };
+  static Side& side = *[] {  // never freed, like the op stream
+    Side* s = new Side;
+    for (int i = 0; i < kStreams; ++i) {
+      cudaStream_t st;
+      cudaEvent_t ev;
+      NT_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+      NT_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+      s->streams.push_back(st);
+      s->done.push_back(ev);
+      s->workspaces.push_back(Tensor::empty({32 << 20}, DType::U8, Device::cuda()));
+    }
+    NT_CUDA_CHECK(cudaEventCreateWithFlags(&s->start, cudaEventDisableTiming));
+    return s;
+  }();
+  NT_CUDA_CHECK(cudaEventRecord(side.start, current_stream()));
+  for (cudaStream_t st : side.streams) NT_CUDA_CHECK(cudaStreamWaitEvent(st, side.start, 0));
+  run_lt(gemms, ab, ct, beta, side.streams, side.workspaces);
+  for (int i = 0; i < kStreams; ++i) {
+    NT_CUDA_CHECK(cudaEventRecord(side.done[i], side.streams[i]));
+    NT_CUDA_CHECK(cudaStreamWaitEvent(current_stream(), side.done[i], 0));
   }
 }
 
@@ -173,9 +216,10 @@ void run_grouped(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType
 void run_gemms(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
   if (gemms.empty()) return;
   switch (grouped_gemm_choice()) {
-    case GroupedGemm::Lt: return run_lt(gemms, ab, ct, beta);
+    case GroupedGemm::LtStreams: return run_lt_streams(gemms, ab, ct, beta);
     case GroupedGemm::GemmEx: return run_gemmex(gemms, ab, ct, beta);
     case GroupedGemm::Grouped: return run_grouped(gemms, ab, ct, beta);
+    default: return run_lt_one_stream(gemms, ab, ct, beta);  // Lt, and Wmma's fallback
   }
 }
 
@@ -183,6 +227,36 @@ size_t elem_bytes(DType d) { return dtype_nbytes(d, 1); }
 
 const char* at_bytes(const Tensor& t, int64_t elements) {
   return static_cast<const char*>(t.raw_data()) + elements * static_cast<int64_t>(elem_bytes(t.dtype()));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Whether the WMMA kernel takes these operands: bf16, the chosen backend, sizes multiples of 8 and
+// 16-byte aligned bases (offsets of whole rows keep that alignment).
+bool use_wmma(DType dtype, int64_t n, int64_t k, std::initializer_list<const void*> bases) {
+  if (grouped_gemm_choice() != GroupedGemm::Wmma || dtype != DType::BF16 || n % 8 || k % 8) return false;
+  for (const void* p : bases)
+    if (!aligned16(p)) return false;
+  return n < (int64_t{1} << 31) && k < (int64_t{1} << 31);
+}
+
+// Copies the groups (with their tile offsets) to the device and launches the WMMA kernel.
+void run_wmma(std::vector<launch::GroupedGemmGroup>& groups, bool a_k, bool b_k, int64_t lda, int64_t ldb,
+              int64_t ldc, bool accumulate) {
+  int64_t tiles = 0;
+  for (launch::GroupedGemmGroup& g : groups) {
+    g.tile_start = static_cast<int32_t>(tiles);
+    tiles += int64_t((g.m + launch::kGroupedTile - 1) / launch::kGroupedTile) *
+             ((g.n + launch::kGroupedTile - 1) / launch::kGroupedTile);
+  }
+  NT_CHECK(tiles < (int64_t{1} << 31), "grouped GEMM of {} tiles is too large", tiles);
+  if (groups.empty() || tiles == 0) return;
+  const size_t bytes = groups.size() * sizeof(launch::GroupedGemmGroup);
+  Tensor dev = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, Device::cuda());
+  NT_CUDA_CHECK(cudaMemcpyAsync(dev.raw_data(), groups.data(), bytes, cudaMemcpyHostToDevice, current_stream()));
+  NT_CUDA_CHECK(launch::grouped_gemm_bf16(static_cast<const launch::GroupedGemmGroup*>(dev.raw_data()),
+                                          static_cast<int>(groups.size()), static_cast<int>(tiles), a_k, b_k, lda, ldb,
+                                          ldc, accumulate, current_stream()));
 }
 
 }  // namespace
@@ -320,16 +394,32 @@ Tensor moe_grouped_matmul(const Tensor& x_in, const std::vector<int64_t>& counts
     out.zero_();
     return out;
   }
+  std::vector<Tensor> w(weights.size());  // contiguous (copies of views)
+  for (size_t e = 0; e < weights.size(); ++e) w[e] = weights[e].contiguous();
+  std::vector<const void*> bases = {x.raw_data(), out.raw_data()};
+  for (const Tensor& t : w) bases.push_back(t.raw_data());
+  bool wmma = use_wmma(x.dtype(), N, K, {});
+  for (const void* b : bases) wmma = wmma && aligned16(b);
+  if (wmma) {
+    // C = out rows [at, at + c) [c, N]; A(m, k) = x[at + m, k]; B(k, n) = W[n, k] (trans_w) or W[k, n].
+    std::vector<launch::GroupedGemmGroup> groups;
+    int64_t at = 0;
+    for (size_t e = 0; e < counts.size(); ++e) {
+      if (counts[e] > 0)
+        groups.push_back({at_bytes(x, at * K), w[e].raw_data(), const_cast<char*>(at_bytes(out, at * N)),
+                          static_cast<int32_t>(counts[e]), static_cast<int32_t>(N), static_cast<int32_t>(K), 0});
+      at += counts[e];
+    }
+    run_wmma(groups, true, trans_w, K, trans_w ? K : N, N, false);
+    return out;
+  }
   // Row-major y_e [c, N] = x_e [c, K] · op(W_e) is column-major y_eᵀ [N, c] = op(W_e)ᵀ x_eᵀ.
-  std::vector<Tensor> held;  // contiguous copies of weights that were views
   std::vector<Gemm> gemms;
   int64_t at = 0;
   for (size_t e = 0; e < counts.size(); ++e) {
-    if (counts[e] > 0) {
-      const Tensor& w = weights[e].is_contiguous() ? weights[e] : held.emplace_back(weights[e].contiguous());
-      gemms.push_back({trans_w, false, N, counts[e], K, w.raw_data(), trans_w ? K : N, at_bytes(x, at * K), K,
+    if (counts[e] > 0)
+      gemms.push_back({trans_w, false, N, counts[e], K, w[e].raw_data(), trans_w ? K : N, at_bytes(x, at * K), K,
                        const_cast<char*>(at_bytes(out, at * N)), N});
-    }
     at += counts[e];
   }
   const cudaDataType_t t = cuda_type(x.dtype());
@@ -342,6 +432,21 @@ void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy_in, c
   Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   const int64_t K = x.size(1), N = dy.size(1);
   if (K == 0 || N == 0) return;
+  bool wmma = use_wmma(x.dtype(), N, K, {x.raw_data(), dy.raw_data()});
+  for (const Tensor& g : grads) wmma = wmma && aligned16(g.raw_data());
+  if (wmma) {
+    // C = G_e [N, K] +=; A(m, k) = dy[at + k, m] (m contiguous); B(k, n) = x[at + k, n] (n contiguous).
+    std::vector<launch::GroupedGemmGroup> groups;
+    int64_t at = 0;
+    for (size_t e = 0; e < counts.size(); ++e) {
+      if (counts[e] > 0)
+        groups.push_back({at_bytes(dy, at * N), at_bytes(x, at * K), grads[e].raw_data(), static_cast<int32_t>(N),
+                          static_cast<int32_t>(K), static_cast<int32_t>(counts[e]), 0});
+      at += counts[e];
+    }
+    run_wmma(groups, false, false, N, K, K, true);
+    return;
+  }
   // Row-major G_e [N, K] += dy_eᵀ x_e is column-major G_eᵀ [K, N] += x_eᵀ-as-[K, c] · (dy_e as [N, c])ᵀ.
   std::vector<Gemm> gemms;
   int64_t at = 0;
