@@ -25,7 +25,7 @@
 
 namespace nemotron {
 
-// One micro-batch for training or evaluation, Megatron's GPT batch.
+// One micro-batch for training or evaluation, Megatron's GPT batch. The tensors may live on any device.
 struct TrainBatch {
   Tensor tokens;     // I64 or I32 [B, T]: input ids
   Tensor labels;     // I64 or I32 [B, T]: labels[b, t] = the token that follows position t
