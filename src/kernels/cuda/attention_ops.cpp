@@ -24,8 +24,9 @@ ops::AttentionOutput flash_attention(const Tensor& q_in, const Tensor& k_in, con
   const launch::Elem t = elem_of(q_in);
   elem_of(k_in);
   elem_of(v_in);
-  NT_CHECK(head_dim <= launch::kFlashMaxHeadDim, "flash attention takes head_dim <= {}, got {}",
-           launch::kFlashMaxHeadDim, head_dim);
+  NT_CHECK(head_dim <= launch::kFlashMaxHeadDim && scale > 0.0f,
+           "flash attention takes head_dim <= {} and a positive scale, got {} and {}", launch::kFlashMaxHeadDim,
+           head_dim, scale);
   Tensor q = q_in.contiguous(), k = k_in.to(q.dtype()).contiguous(), v = v_in.to(q.dtype()).contiguous();
   const int64_t batch = q.size(0), seq = q.size(1);
   ops::AttentionOutput r;
@@ -54,7 +55,7 @@ ops::AttentionGrads causal_attention_backward(const Tensor& q_in, const Tensor& 
   const int splits = launch::attention_backward_splits(t, batch, seq, num_heads, num_kv_heads, head_dim);
   Tensor delta = Tensor::empty({batch, num_heads, seq}, DType::F32, dev);
   Tensor dk_part, dv_part;
-  if (head_dim <= launch::kFlashMaxHeadDim) {
+  if (head_dim <= launch::kFlashMaxHeadDim && scale > 0.0f) {  // the flash pass (attention.cu picks the same)
     dk_part = Tensor::empty({splits, batch, seq, num_kv_heads * head_dim}, DType::F32, dev);
     dv_part = Tensor::empty(dk_part.shape(), DType::F32, dev);
   }

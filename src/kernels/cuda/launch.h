@@ -326,7 +326,7 @@ struct SsdChunkedArgs {
   // Workspace, nc = ceil(seq / chunk) chunks.
   float* chunk_states;  // [b, nc, nh, P, N]: each chunk's own contribution to the state leaving it
   void* states_in;      // [b, nc, nh, P, N] of type: the state entering each chunk
-  float* chunk_decay;   // [b, nc, nh]: Σ dt·A over the chunk
+  float* chunk_decay;   // [b, nc, nh]: Σ dt·A over the chunk, times log2(e)
   // Forward outputs.
   void* y;             // [b, T, nh, P] of type
   float* final_state;  // [b, nh, P, N]
@@ -337,6 +337,10 @@ struct SsdChunkedArgs {
   float* dchunk_states;  // [b, nc, nh, P, N]: each chunk's output gradient w.r.t. the state entering it
   void* dstates_out;     // [b, nc, nh, P, N] of type: the gradient w.r.t. the state leaving each chunk
   float *dA_part, *dD_part;  // [b, nc, nh]
+  // A measurement knob: only the stages whose bit is set run (forward: 0 chunk states, 1 state pass,
+  // 2 chunk scan; backward: 0 chunk states, 1 their gradients, 2 both passes, 3 dx/ddt, 4 dB/dC,
+  // 5 dA/dD sums).
+  unsigned stages = ~0u;
 };
 cudaError_t ssd_chunked_forward(const SsdChunkedArgs& a, cudaStream_t s);
 cudaError_t ssd_chunked_backward(const SsdChunkedArgs& a, cudaStream_t s);
@@ -344,8 +348,11 @@ cudaError_t ssd_chunked_backward(const SsdChunkedArgs& a, cudaStream_t s);
 // ---- flash attention (attention.cu) ----
 // Causal GQA attention tiled over queries and keys with an online softmax in fp32; BF16 inputs use
 // the tensor cores (bf16 products, fp32 accumulation), F32 inputs exact fp32 FMAs. Layouts as
-// causal_attention above; head_dim <= kFlashMaxHeadDim (larger heads take the plain kernels).
+// causal_attention above; head_dim <= kFlashMaxHeadDim and scale > 0 (other cases take the plain kernels).
 constexpr int64_t kFlashMaxHeadDim = 128;
+// Tile shapes for BF16 (a tuning knob for measurements): bit 0 the forward, bit 1 the dq pass, bit 2
+// the dk/dv pass take the wide tiles (32 rows per warp instead of 16); -1 restores the default.
+void set_flash_wide_mask(int mask);
 cudaError_t flash_attention_forward(Elem t, const void* q, const void* k, const void* v, void* out, float* lse,
                                     int64_t batch, int64_t seq, int64_t heads, int64_t kv_heads, int64_t head_dim,
                                     float scale, cudaStream_t s);
@@ -361,6 +368,8 @@ struct AttentionBackwardArgs {
   float* delta;
   float *dk_part, *dv_part;
   int splits;  // from attention_backward_splits
+  // A measurement knob: only the stages whose bit is set run (0 delta, 1 dk/dv, 2 their sums, 3 dq).
+  unsigned stages = ~0u;
 };
 // How many slices the query heads of a KV head are cut into for the dk/dv pass (more blocks; the
 // slices' sums are added in a fixed order afterwards, so results are deterministic).

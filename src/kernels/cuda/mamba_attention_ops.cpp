@@ -79,7 +79,7 @@ Tensor gated_rms_norm(const Tensor& y_in, const Tensor& z_in, const Tensor& weig
 
 ops::AttentionOutput causal_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse) {
-  if (head_dim <= launch::kFlashMaxHeadDim)
+  if (head_dim <= launch::kFlashMaxHeadDim && scale > 0.0f)  // the flash kernels take the max of unscaled scores
     return flash_attention(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim, scale, with_lse);
   const launch::Elem t = elem(q_in);
   elem(k_in);

@@ -29,6 +29,7 @@ namespace {
 using namespace tile;
 
 constexpr int kP = static_cast<int>(kSsdMaxHeadDim), kN = static_cast<int>(kSsdMaxState);
+constexpr float kLog2e = 1.4426950408889634f;
 
 template <class T>
 constexpr int kQ = std::is_same<T, bf16>::value ? 128 : 64;
@@ -73,8 +74,9 @@ __device__ __forceinline__ int64_t chunk_state_at(const SsdChunkedArgs& a, const
   return chunk_scalar_at(a, p, h) * a.head_dim * a.state;
 }
 
-// dts = dt of the chunk's positions (0 past its end) and cums = the inclusive cumsum of dt·A. Every
-// thread of the block calls it; the results are visible to all on return.
+// dts = dt of the chunk's positions (0 past its end) and cums = the inclusive cumsum of dt·A in log2
+// units (times log2(e)), so that every decay is one exp2f. Every thread of the block calls it; the
+// results are visible to all on return.
 template <int Q>
 __device__ void load_dt_cumsum(const SsdChunkedArgs& a, const ChunkPos& p, int64_t h, float* dts, float* cums) {
   for (int i = threadIdx.x; i < Q; i += blockDim.x)
@@ -95,7 +97,7 @@ __device__ void load_dt_cumsum(const SsdChunkedArgs& a, const ChunkPos& p, int64
     float before = __shfl_up_sync(0xffffffff, incl, 1);
     if (lane == 0) before = 0.0f;
 #pragma unroll
-    for (int e = 0; e < E; ++e) cums[lane * E + e] = before + v[e];
+    for (int e = 0; e < E; ++e) cums[lane * E + e] = (before + v[e]) * kLog2e;
   }
   __syncthreads();
 }
@@ -113,7 +115,7 @@ __device__ float block_sum(float v, float* red) {
 
 // ---------------------------------------------------------------- chunk states
 
-// mode 0: chunk_states[c] = Σ_s w_s x_s B_sᵀ (and chunk_decay[c] = cum_last);
+// mode 0: chunk_states[c] = Σ_s w_s x_s B_sᵀ (and chunk_decay[c] = cum_last, log2 units);
 // mode 1: dchunk_states[c] = Σ_l exp(cum_l) dy_l C_lᵀ (what the chunk's outputs ask of its entering state).
 // The weighted operand is kept as bf16 hi + lo parts, so the sums are exact to ~2^-16 (the final
 // state feeds decoding and must not carry bf16 rounding).
@@ -134,22 +136,24 @@ __global__ void __launch_bounds__(kThreads<T>) chunk_state_kernel(SsdChunkedArgs
   const T* u = static_cast<const T*>(mode == 0 ? a.x : a.dy);
   const T* v = static_cast<const T*>(mode == 0 ? a.B : a.C);
   load_tile(us, LDU, u + x_at(a, pos.b, pos.t0, h), a.heads * P, Q, kP, pos.len, P);
+  cp_async_commit();
   load_tile(vs, LDV, v + bc_at(a, pos.b, pos.t0, g), a.groups * N, Q, kN, pos.len, N);
   cp_async_commit();
   load_dt_cumsum<Q>(a, pos, h, dts, cums);
-  cp_async_wait<0>();
+  cp_async_wait<1>();  // u is needed first; v lands while it is weighted
   __syncthreads();
 
   const float last = cums[pos.len - 1];
   if (mode == 0 && threadIdx.x == 0) a.chunk_decay[chunk_scalar_at(a, pos, h)] = last;
   for (int i = threadIdx.x; i < Q * kP; i += blockDim.x) {
     const int s = i / kP, p = i % kP;
-    const float w = mode == 0 ? expf(last - cums[s]) * dts[s] : expf(cums[s]);
+    const float w = mode == 0 ? exp2f(last - cums[s]) * dts[s] : exp2f(cums[s]);
     const float val = to_float(us[s * LDU + p]) * w;
     const T hi = from_float<T>(val);
     us[s * LDU + p] = hi;
     if constexpr (kSplit) ul[s * LDU + p] = from_float<T>(val - to_float(hi));
   }
+  cp_async_wait<0>();
   __syncthreads();
 
   // out [kP, kN] = usᵀ · vs over the chunk: 4 warps along P, the rest along N.
@@ -172,37 +176,86 @@ __global__ void __launch_bounds__(kThreads<T>) chunk_state_kernel(SsdChunkedArgs
 
 // ---------------------------------------------------------------- the pass over the chunk states
 
-// One thread per state element of one (batch row, head). forward: states_in[c] = the state entering
-// chunk c (and final_state, when asked). backward: dstates_out[c] = d(loss)/d(state leaving chunk c),
-// and d_initial_state.
-template <class T>
+// V consecutive state elements of one (batch row, head) per thread (16-byte loads when V = 4).
+// forward: states_in[c] = the state entering chunk c (and final_state, when asked). backward:
+// dstates_out[c] = d(loss)/d(state leaving chunk c), and d_initial_state.
+template <int V>
+__device__ __forceinline__ void load_v(const float* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) v[i] = p[i];
+  }
+}
+template <class T, int V>
+__device__ __forceinline__ void store_v(T* p, const float (&v)[V]) {
+  if constexpr (V == 4 && std::is_same<T, float>::value) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else if constexpr (V == 4) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+    uint2 u;
+    u.x = *reinterpret_cast<const uint32_t*>(&lo);
+    u.y = *reinterpret_cast<const uint32_t*>(&hi);
+    *reinterpret_cast<uint2*>(p) = u;
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) p[i] = from_float<T>(v[i]);
+  }
+}
+
+template <class T, int V>
 __global__ void state_pass_kernel(SsdChunkedArgs a, int64_t nc, bool forward, bool backward) {
   const int64_t pn = a.head_dim * a.state;
-  const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int64_t e = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V, h = blockIdx.y, b = blockIdx.z;
   if (e >= pn) return;
   const float* __restrict__ decay = a.chunk_decay + b * nc * a.heads + h;  // chunk c at c·heads
   const int64_t first = (b * nc * a.heads + h) * pn + e, step = a.heads * pn, own = (b * a.heads + h) * pn + e;
+  float S[V], add[V];
   if (forward) {
     const float* __restrict__ local = a.chunk_states;
     T* __restrict__ in = static_cast<T*>(a.states_in);
-    float S = a.initial_state ? a.initial_state[own] : 0.0f;
-#pragma unroll 4
+#pragma unroll
+    for (int i = 0; i < V; ++i) S[i] = 0.0f;
+    if (a.initial_state) load_v<V>(a.initial_state + own, S);
+#pragma unroll 2
     for (int64_t c = 0; c < nc; ++c) {
-      in[first + c * step] = from_float<T>(S);
-      S = expf(decay[c * a.heads]) * S + local[first + c * step];
+      store_v<T, V>(in + first + c * step, S);
+      load_v<V>(local + first + c * step, add);
+      const float d = exp2f(decay[c * a.heads]);
+#pragma unroll
+      for (int i = 0; i < V; ++i) S[i] = d * S[i] + add[i];
     }
-    if (a.final_state) a.final_state[own] = S;
+    if (a.final_state) store_v<float, V>(a.final_state + own, S);
   }
   if (backward) {
     const float* __restrict__ local = a.dchunk_states;
     T* __restrict__ out = static_cast<T*>(a.dstates_out);
-    float G = 0.0f;  // the final state gets no gradient
-#pragma unroll 4
+#pragma unroll
+    for (int i = 0; i < V; ++i) S[i] = 0.0f;  // the final state gets no gradient
+#pragma unroll 2
     for (int64_t c = nc - 1; c >= 0; --c) {
-      out[first + c * step] = from_float<T>(G);
-      G = expf(decay[c * a.heads]) * G + local[first + c * step];
+      store_v<T, V>(out + first + c * step, S);
+      load_v<V>(local + first + c * step, add);
+      const float d = exp2f(decay[c * a.heads]);
+#pragma unroll
+      for (int i = 0; i < V; ++i) S[i] = d * S[i] + add[i];
     }
-    a.d_initial_state[own] = G;
+    store_v<float, V>(a.d_initial_state + own, S);
+  }
+}
+
+template <class T>
+void state_pass(const SsdChunkedArgs& a, int64_t nc, bool forward, bool backward, cudaStream_t s) {
+  const int64_t pn = a.head_dim * a.state;
+  const dim3 grid(1, static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
+  if (pn % 4 == 0) {
+    state_pass_kernel<T, 4><<<dim3(static_cast<unsigned>((pn / 4 + 127) / 128), grid.y, grid.z), 128, 0, s>>>(
+        a, nc, forward, backward);
+  } else {
+    state_pass_kernel<T, 1><<<dim3(static_cast<unsigned>((pn + 127) / 128), grid.y, grid.z), 128, 0, s>>>(
+        a, nc, forward, backward);
   }
 }
 
@@ -225,11 +278,12 @@ __global__ void __launch_bounds__(kThreads<T>) chunk_scan_kernel(SsdChunkedArgs 
   const int64_t xo = x_at(a, pos.b, pos.t0, h), bco = bc_at(a, pos.b, pos.t0, g), x_step = a.heads * P;
   load_tile(Cs, LDC, static_cast<const T*>(a.C) + bco, a.groups * N, Q, kN, pos.len, N);
   load_tile(Bs, LDC, static_cast<const T*>(a.B) + bco, a.groups * N, Q, kN, pos.len, N);
+  cp_async_commit();
   load_tile(Xs, LDX, static_cast<const T*>(a.x) + xo, x_step, Q, kP, pos.len, P);
   load_tile(Ss, LDC, static_cast<const T*>(a.states_in) + chunk_state_at(a, pos, h), N, kP, kN, P, N);
   cp_async_commit();
   load_dt_cumsum<Q>(a, pos, h, dts, cums);
-  cp_async_wait<0>();
+  cp_async_wait<1>();  // C and B for C·Bᵀ; x and the state land meanwhile
   __syncthreads();
 
   const int warp = threadIdx.x >> 5, r0 = warp * 16;
@@ -237,16 +291,17 @@ __global__ void __launch_bounds__(kThreads<T>) chunk_scan_kernel(SsdChunkedArgs 
   float cb[1][Q / 8][4];
   zero(cb);
   mma_steps<1, Q / 8, true, true>(cb, Cs + r0 * LDC, LDC, Bs, LDC, 0, kN / 16, warp + 1);
-  __syncthreads();  // every warp is done with Bs: L takes its place
-  T* Ls = Bs;
 #pragma unroll
   for (int ni = 0; ni < Q / 8; ++ni)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int row = r0 + acc_row(e), col = acc_col(ni, e);
-      const float l = col <= row && row < pos.len ? cb[0][ni][e] * expf(cums[row] - cums[col]) * dts[col] : 0.0f;
-      Ls[row * LDL + col] = from_float<T>(l);
+      cb[0][ni][e] = col <= row && row < pos.len ? cb[0][ni][e] * exp2f(cums[row] - cums[col]) * dts[col] : 0.0f;
     }
+  cp_async_wait<0>();
+  __syncthreads();  // x and the state are in, and every warp is done with Bs: L takes its place
+  T* Ls = Bs;
+  store_rows(Ls + r0 * LDL, LDL, cb);
   __syncwarp();  // a warp reads back only its own rows of L
 
   float y[1][kP / 8][4];
@@ -255,7 +310,7 @@ __global__ void __launch_bounds__(kThreads<T>) chunk_scan_kernel(SsdChunkedArgs 
 #pragma unroll
   for (int ni = 0; ni < kP / 8; ++ni)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) y[0][ni][e] *= expf(cums[r0 + acc_row(e)]);
+    for (int e = 0; e < 4; ++e) y[0][ni][e] *= exp2f(cums[r0 + acc_row(e)]);
   mma_steps<1, kP / 8, true, false>(y, Ls + r0 * LDL, LDL, Xs, LDX, 0, warp + 1);  // + L · x (causal)
 
   const float D = a.D ? a.D[h] : 0.0f;
@@ -304,30 +359,17 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dx_kernel(SsdChunked
   load_tile(Bs, LDC, static_cast<const T*>(a.B) + bco, a.groups * N, Q, kN, pos.len, N);
   load_tile(Xs, LDX, static_cast<const T*>(a.x) + xo, x_step, Q, kP, pos.len, P);
   load_tile(DYs, LDX, static_cast<const T*>(a.dy) + xo, x_step, Q, kP, pos.len, P);
+  cp_async_commit();
   load_tile(Ss, LDC, static_cast<const T*>(a.states_in) + so, N, kP, kN, P, N);
   load_tile(Gs, LDC, static_cast<const T*>(a.dstates_out) + so, N, kP, kN, P, N);
   cp_async_commit();
   load_dt_cumsum<Q>(a, pos, h, dts, cums);
-  cp_async_wait<0>();
+  cp_async_wait<1>();  // the chunk's tokens first; the two states land during C·Bᵀ and dy·xᵀ
   __syncthreads();
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, r0 = warp * 16;
   const float last = cums[pos.len - 1];
   float dcum[2] = {0.0f, 0.0f};  // this thread's rows r0 + g and r0 + g + 8
-
-  {  // the entering state's share of the outputs: exp(cum_l)·dy_l·(S C_l)
-    float o[1][kP / 8][4];
-    zero(o);
-    mma_steps<1, kP / 8, true, true>(o, Cs + r0 * LDC, LDC, Ss, LDC, 0, kN / 16);
-    float part[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int ni = 0; ni < kP / 8; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        part[e >> 1] += o[0][ni][e] * to_float(DYs[(r0 + acc_row(e)) * LDX + acc_col(ni, e)]);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) dcum[i] += expf(cums[r0 + acc_row(2 * i)]) * quad_sum(part[i]);
-  }
 
   float cb[1][Q / 8][4];  // C·Bᵀ, then L
   {
@@ -343,7 +385,7 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dx_kernel(SsdChunked
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int row = r0 + acc_row(e), col = acc_col(ni, e);
-        const float E = col <= row && row < pos.len ? expf(cums[row] - cums[col]) : 0.0f;
+        const float E = col <= row && row < pos.len ? exp2f(cums[row] - cums[col]) : 0.0f;
         const float cbe = cb[0][ni][e] * E, l = cbe * dts[col], dll = dl[0][ni][e] * l;
         part[e >> 1] += dll;
         cd[e & 1] += dl[0][ni][e] * cbe;
@@ -362,12 +404,25 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dx_kernel(SsdChunked
 #pragma unroll
     for (int i = 0; i < 2; ++i) dcum[i] += quad_sum(part[i]);
   }
+  cp_async_wait<0>();
+  __syncthreads();  // the states are in
+  {  // the entering state's share of the outputs: exp(cum_l)·dy_l·(S C_l)
+    float o[1][kP / 8][4];
+    zero(o);
+    mma_steps<1, kP / 8, true, true>(o, Cs + r0 * LDC, LDC, Ss, LDC, 0, kN / 16);
+    float part[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int ni = 0; ni < kP / 8; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        part[e >> 1] += o[0][ni][e] * to_float(DYs[(r0 + acc_row(e)) * LDX + acc_col(ni, e)]);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) dcum[i] += exp2f(cums[r0 + acc_row(2 * i)]) * quad_sum(part[i]);
+  }
+
   __syncthreads();  // every warp is done with Cs: L takes its place
   T* Ls = Cs;
-#pragma unroll
-  for (int ni = 0; ni < Q / 8; ++ni)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) Ls[(r0 + acc_row(e)) * LDL + acc_col(ni, e)] = from_float<T>(cb[0][ni][e]);
+  store_rows(Ls + r0 * LDL, LDL, cb);
   __syncthreads();
 
   // dx = w_s·(B_s·Gᵀ) + Lᵀ·dy + D·dy, and dw_s = x_s·(B_s·Gᵀ).
@@ -383,7 +438,7 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dx_kernel(SsdChunked
   for (int i = 0; i < 2; ++i) {
     const int row = r0 + acc_row(2 * i);
     dw[i] = quad_sum(dw[i]);
-    ebar[i] = row < pos.len ? expf(last - cums[row]) : 0.0f;
+    ebar[i] = row < pos.len ? exp2f(last - cums[row]) : 0.0f;
     wgt[i] = ebar[i] * dts[row];
   }
 #pragma unroll
@@ -423,7 +478,7 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dx_kernel(SsdChunked
 
   if (warp == 0) {  // per position: total dcum, its sums from the end, ddt, dA
     constexpr int E = Q / 32;
-    const float extra = expf(last) * gs + last_part, A = a.A[h];
+    const float extra = exp2f(last) * gs + last_part, A = a.A[h];
     float tot[E], ddt[E], suffix[E], run = 0.0f;
 #pragma unroll
     for (int e = 0; e < E; ++e) {
@@ -509,13 +564,10 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dbc_kernel(SsdChunke
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int row = r0 + acc_row(e), col = acc_col(ni, e);
-        if (col <= row && row < pos.len) sum[0][ni][e] += dl[0][ni][e] * expf(cums[row] - cums[col]) * dts[col];
+        if (col <= row && row < pos.len) sum[0][ni][e] += dl[0][ni][e] * exp2f(cums[row] - cums[col]) * dts[col];
       }
   }
-#pragma unroll
-  for (int ni = 0; ni < Q / 8; ++ni)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) DCB[(r0 + acc_row(e)) * LDL + acc_col(ni, e)] = from_float<T>(sum[0][ni][e]);
+  store_rows(DCB + r0 * LDL, LDL, sum);
 
   // Phase 2: the state terms per head, then dCB times B and C.
   float dc[1][kN / 8][4], db[1][kN / 8][4];
@@ -535,8 +587,8 @@ __global__ void __launch_bounds__(kThreads<T>, 1) chunk_bwd_dbc_kernel(SsdChunke
     const float last = cums[pos.len - 1];
     for (int i = threadIdx.x; i < Q * kP; i += blockDim.x) {
       const int r = i / kP, p = i % kP;
-      DYs[r * LDX + p] = from_float<T>(to_float(DYs[r * LDX + p]) * expf(cums[r]));
-      Xs[r * LDX + p] = from_float<T>(to_float(Xs[r * LDX + p]) * expf(last - cums[r]) * dts[r]);
+      DYs[r * LDX + p] = from_float<T>(to_float(DYs[r * LDX + p]) * exp2f(cums[r]));
+      Xs[r * LDX + p] = from_float<T>(to_float(Xs[r * LDX + p]) * exp2f(last - cums[r]) * dts[r]);
     }
     __syncthreads();
     mma_steps<1, kN / 8, true, false>(dc, DYs + r0 * LDX, LDX, Ss, LDC, 0, kP / 16);
@@ -610,37 +662,37 @@ cudaError_t allow_smem(Kernel kernel, size_t bytes) {
 
 template <class T>
 cudaError_t forward_impl(const SsdChunkedArgs& a, cudaStream_t s) {
-  const int64_t nc = (a.seq + a.chunk - 1) / a.chunk, pn = a.head_dim * a.state;
+  const int64_t nc = (a.seq + a.chunk - 1) / a.chunk;
   const dim3 grid(static_cast<unsigned>(nc), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
   NT_TRY(allow_smem(chunk_state_kernel<T>, chunk_state_smem<T>()));
   NT_TRY(allow_smem(chunk_scan_kernel<T>, chunk_scan_smem<T>()));
-  chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 0);
+  if (a.stages & 1) chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 0);
   NT_TRY(cudaGetLastError());
-  state_pass_kernel<T><<<dim3(static_cast<unsigned>((pn + 255) / 256), grid.y, grid.z), 256, 0, s>>>(a, nc, true, false);
+  if (a.stages & 2) state_pass<T>(a, nc, true, false, s);
   NT_TRY(cudaGetLastError());
-  chunk_scan_kernel<T><<<grid, kThreads<T>, chunk_scan_smem<T>(), s>>>(a);
+  if (a.stages & 4) chunk_scan_kernel<T><<<grid, kThreads<T>, chunk_scan_smem<T>(), s>>>(a);
   return cudaGetLastError();
 }
 
 template <class T>
 cudaError_t backward_impl(const SsdChunkedArgs& a, cudaStream_t s) {
-  const int64_t nc = (a.seq + a.chunk - 1) / a.chunk, pn = a.head_dim * a.state;
+  const int64_t nc = (a.seq + a.chunk - 1) / a.chunk;
   const dim3 grid(static_cast<unsigned>(nc), static_cast<unsigned>(a.heads), static_cast<unsigned>(a.batch));
   const dim3 group_grid(grid.x, static_cast<unsigned>(a.groups), grid.z);
   NT_TRY(allow_smem(chunk_state_kernel<T>, chunk_state_smem<T>()));
   NT_TRY(allow_smem(chunk_bwd_dx_kernel<T>, bwd_dx_smem<T>()));
   NT_TRY(allow_smem(chunk_bwd_dbc_kernel<T>, bwd_dbc_smem<T>()));
-  chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 0);
+  if (a.stages & 1) chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 0);
   NT_TRY(cudaGetLastError());
-  chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 1);
+  if (a.stages & 2) chunk_state_kernel<T><<<grid, kThreads<T>, chunk_state_smem<T>(), s>>>(a, 1);
   NT_TRY(cudaGetLastError());
-  state_pass_kernel<T><<<dim3(static_cast<unsigned>((pn + 255) / 256), grid.y, grid.z), 256, 0, s>>>(a, nc, true, true);
+  if (a.stages & 4) state_pass<T>(a, nc, true, true, s);
   NT_TRY(cudaGetLastError());
-  chunk_bwd_dx_kernel<T><<<grid, kThreads<T>, bwd_dx_smem<T>(), s>>>(a);
+  if (a.stages & 8) chunk_bwd_dx_kernel<T><<<grid, kThreads<T>, bwd_dx_smem<T>(), s>>>(a);
   NT_TRY(cudaGetLastError());
-  chunk_bwd_dbc_kernel<T><<<group_grid, kThreads<T>, bwd_dbc_smem<T>(), s>>>(a);
+  if (a.stages & 16) chunk_bwd_dbc_kernel<T><<<group_grid, kThreads<T>, bwd_dbc_smem<T>(), s>>>(a);
   NT_TRY(cudaGetLastError());
-  sum_parts_kernel<<<1, 256, 0, s>>>(a.dA_part, a.dD_part, a.dA, a.dD, a.batch * nc, a.heads);
+  if (a.stages & 32) sum_parts_kernel<<<1, 256, 0, s>>>(a.dA_part, a.dD_part, a.dA, a.dD, a.batch * nc, a.heads);
   return cudaGetLastError();
 }
 

@@ -189,6 +189,30 @@ __device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
 __device__ __forceinline__ int acc_row(int e) { return ((threadIdx.x & 31) >> 2) + 8 * (e >> 1); }
 __device__ __forceinline__ int acc_col(int ni, int e) { return ni * 8 + 2 * (threadIdx.x & 3) + (e & 1); }
 
+// Two horizontally adjacent elements (an accumulator's e = 2j and 2j + 1) in one store or load.
+__device__ __forceinline__ void store_pair(float* p, float a, float b) {
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+__device__ __forceinline__ void store_pair(bf16* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+__device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
+__device__ __forceinline__ float2 load_pair(const bf16* p) {
+  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+}
+
+// The accumulator block, rounded to T, into the row-major tile at p (the warp's row 0, column 0).
+template <int MT, int NT, class T>
+__device__ __forceinline__ void store_rows(T* p, int ld, const float (&acc)[MT][NT][4]) {
+#pragma unroll
+  for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NT; ++ni)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        store_pair(p + (mi * 16 + acc_row(2 * j)) * ld + acc_col(ni, 0), acc[mi][ni][2 * j], acc[mi][ni][2 * j + 1]);
+}
+
 // Sum over the four lanes that hold one accumulator row.
 __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffff, v, 1);
