@@ -1,16 +1,27 @@
-// Forward throughput on one GPU for the Nemotron-3-Nano-shaped proxy of issue 5: pattern MEM*EME,
-// hidden 2688, 64 Mamba heads x 64 (state 128, 8 groups, chunk 128), 32 query / 2 KV heads x 128,
-// 128 routed experts top-6 of width 1856 plus a shared expert of 3712, vocab 131072; micro-batch 1.
+// Training and inference throughput on one GPU for the Nemotron-3-Nano-shaped proxy of issue 5:
+// pattern MEM*EME, hidden 2688, 64 Mamba heads x 64 (state 128, 8 groups, chunk 128), 32 query / 2 KV
+// heads x 128, 128 routed experts top-6 of width 1856 plus a shared expert of 3712, vocab 131072;
+// micro-batch 1.
 //
-//   bench_forward [--seq 4096[,1024,...]] [--iters 3] [--warmup 1]
+//   bench_forward [--seq 4096[,1024,...]] [--mode forward,train] [--dtype bf16,f32] [--iters 3] [--warmup 1]
 //
-// Reports tokens/s, model TFLOP/s by an exact count of the matmul FLOPs (2 x the weights a token
-// meets in every linear layer: Mamba in/out projections, attention q/k/v/o, the router, the top-6
-// routed experts and the shared expert, the lm_head; plus 4 x T x heads x head_dim per token for each
-// attention layer, counted over the full square as Megatron does; the Mamba conv and SSD scan are not
-// counted), and the peak GPU memory of the caching allocator (parameters included; the peak so far,
-// so list sequence lengths in ascending order). Prints a table,
-// one JSON line per sequence length as it completes, then a table. Without a GPU it says so and exits 0.
+// Modes: "forward" is HybridModel::forward (logits); "train" is forward_backward of one micro-batch
+// (next-token labels, full mask: forward, cross-entropy, backward, fp32 gradient accumulation; the
+// optimizer step is excluded, as in the issue). dtype: the compute dtype (bf16: bf16 working copies
+// of the GEMM weights and bf16 activations, fp32 accumulation; f32: everything fp32).
+//
+// Two model-FLOP counts per iteration, both reported as TFLOP/s:
+//   exact     2 x the weights a token meets in every linear layer (Mamba in/out projections,
+//             attention q/k/v/o, the router, the top-6 routed experts, the shared expert, the
+//             lm_head) plus the causal attention products (2 x T x heads x head_dim per token and
+//             layer, the lower triangle only); the Mamba conv and SSD scan are not counted.
+//             Training counts 3 x the forward (backward = 2 x forward).
+//   megatron  Megatron-LM's hybrid_flops (training.py; spec/anchors.md §2.1.1): its Mamba term
+//             assumes d_inner = 2 x hidden and adds 7·d_inner·N for the scan, attention counts half
+//             the square; the training-step value (x 3). For the forward mode it is divided by 3.
+// Also the peak GPU memory of the caching allocator (parameters included; the peak so far, so list
+// sequence lengths in ascending order). One JSON line per result as it completes, then a table.
+// Without a GPU it prints the FLOP counts and exits 0.
 //
 // Weights: the distributions of train::init_parameters (seed 1234, std 0.02), drawn in parallel over
 // the parameters with a per-parameter std::mt19937_64: the serial Megatron-exact draw of ~4.6 G
@@ -129,7 +140,7 @@ void init_parameters_parallel(HybridModel& model) {
 }
 #endif
 
-// Matmul FLOPs of one forward pass over `seq` tokens (see the header comment for what counts).
+// Exact matmul FLOPs of one forward pass over `seq` tokens (see the header comment for what counts).
 double forward_flops(const ModelConfig& c, int64_t seq) {
   const double H = static_cast<double>(c.hidden_size), T = static_cast<double>(seq);
   double weights_per_token = H * static_cast<double>(c.vocab_size);  // lm_head
@@ -143,7 +154,7 @@ double forward_flops(const ModelConfig& c, int64_t seq) {
         const double q = static_cast<double>(c.num_attention_heads * c.head_dim),
                      kv = static_cast<double>(c.num_key_value_heads * c.head_dim);
         weights_per_token += H * q + 2 * H * kv + q * H;
-        attention_per_token += 4.0 * T * q;
+        attention_per_token += 2.0 * T * q;  // QKᵀ and PV over the causal triangle
         break;
       }
       case LayerKind::MoE:
@@ -159,9 +170,40 @@ double forward_flops(const ModelConfig& c, int64_t seq) {
   return T * (2.0 * weights_per_token + attention_per_token);
 }
 
+// Megatron-LM's hybrid_flops for one training step of one sequence (forward x 3).
+double megatron_hybrid_flops(const ModelConfig& c, int64_t seq) {
+  const double h = static_cast<double>(c.hidden_size), T = static_cast<double>(seq);
+  double fwd = 2.0 * T * h * static_cast<double>(c.vocab_size);  // logits (no MTP in the proxy)
+  for (LayerKind kind : c.layers) {
+    switch (kind) {
+      case LayerKind::Mamba: {
+        const double d_in = 2.0 * h, G = static_cast<double>(c.n_groups), N = static_cast<double>(c.ssm_state_size),
+                     nh = static_cast<double>(c.mamba_num_heads);
+        fwd += 2.0 * T * h * (2.0 * d_in + 2.0 * G * N + nh) + 7.0 * T * d_in * N + 2.0 * T * d_in * h;
+        break;
+      }
+      case LayerKind::Attention: {
+        const double p = static_cast<double>(c.head_dim * c.num_attention_heads) / h,
+                     g = static_cast<double>(c.num_key_value_heads), heads = static_cast<double>(c.num_attention_heads);
+        fwd += 4.0 * T * h * p * (h + h * (g / heads) + T / 2.0);
+        break;
+      }
+      case LayerKind::MoE:
+        fwd += 4.0 * T * h * static_cast<double>(c.moe_intermediate_size * c.num_experts_per_tok) +
+               4.0 * T * h * static_cast<double>(c.moe_shared_expert_intermediate_size);
+        break;
+      case LayerKind::MLP:
+        fwd += 4.0 * T * h * static_cast<double>(c.intermediate_size);
+        break;
+    }
+  }
+  return 3.0 * fwd;
+}
+
 struct Result {
+  std::string mode, dtype;
   int64_t seq;
-  double seconds_per_iter, tokens_per_s, tflops, peak_gib;
+  double seconds_per_iter, tokens_per_s, exact_tflops, megatron_tflops, peak_gib;
 };
 
 }  // namespace
@@ -169,30 +211,42 @@ struct Result {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a pipe (tee) as they are printed
   std::vector<int64_t> seqs = {4096};
+  std::vector<std::string> modes = {"forward", "train"}, dtypes = {"bf16", "f32"};
   int64_t iters = 3, warmup = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--seq") {
       seqs.clear();
       for (const std::string& part : split(value, ',')) seqs.push_back(std::atoll(part.c_str()));
+    } else if (flag == "--mode") {
+      modes = split(value, ',');
+    } else if (flag == "--dtype") {
+      dtypes = split(value, ',');
     } else if (flag == "--iters") {
       iters = std::atoll(value.c_str());
     } else if (flag == "--warmup") {
       warmup = std::atoll(value.c_str());
     } else {
-      std::fprintf(stderr, "unknown flag %s (flags: --seq N[,N...] --iters N --warmup N)\n", flag.c_str());
+      std::fprintf(stderr, "unknown flag %s (flags: --seq N[,N...] --mode forward,train --dtype bf16,f32 "
+                           "--iters N --warmup N)\n", flag.c_str());
       return 2;
     }
   }
-  if (argc % 2 == 0 || iters < 1 || warmup < 0) {
-    std::fprintf(stderr, "usage: bench_forward [--seq 4096[,1024]] [--iters 3] [--warmup 1]\n");
+  bool valid = argc % 2 == 1 && iters >= 1 && warmup >= 0;
+  for (const std::string& m : modes) valid = valid && (m == "forward" || m == "train");
+  for (const std::string& d : dtypes) valid = valid && (d == "bf16" || d == "f32");
+  if (!valid) {
+    std::fprintf(stderr, "usage: bench_forward [--seq 4096[,1024]] [--mode forward,train] [--dtype bf16,f32] "
+                         "[--iters 3] [--warmup 1]\n");
     return 2;
   }
 
   const ModelConfig config = nano_proxy_config();
   for (int64_t seq : seqs)
-    std::printf("proxy forward at seq %lld: %.4f TFLOP (exact matmul count)\n", static_cast<long long>(seq),
-                forward_flops(config, seq) / 1e12);
+    std::printf("proxy at seq %lld: forward %.4f TFLOP exact; training step %.4f TFLOP exact, %.4f TFLOP Megatron "
+                "hybrid_flops\n",
+                static_cast<long long>(seq), forward_flops(config, seq) / 1e12, 3 * forward_flops(config, seq) / 1e12,
+                megatron_hybrid_flops(config, seq) / 1e12);
 #ifndef NEMOTRON_WITH_CUDA
   std::printf("bench_forward: built without CUDA; nothing to measure (configure with -DNEMOTRON_CUDA=ON)\n");
   return 0;
@@ -211,38 +265,66 @@ int main(int argc, char** argv) {
   model.to(Device::cuda());
   cuda::synchronize();
   const double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - init_start).count();
-  std::printf("Nano-shaped proxy 'MEM*EME', hidden %lld, %.2f G parameters (F32, %.1f GiB), init + upload %.1f s\n",
+  std::printf("Nano-shaped proxy 'MEM*EME', hidden %lld, %.2f G parameters (F32 master, %.1f GiB), init + upload "
+              "%.1f s\n",
               static_cast<long long>(config.hidden_size), params / 1e9, params * 4.0 / (1 << 30), init_s);
 
   std::vector<Result> results;
   std::mt19937 gen(kSeed);
-  for (int64_t seq : seqs) {
-    std::uniform_int_distribution<int64_t> token(0, config.vocab_size - 1);
-    std::vector<int64_t> ids(static_cast<size_t>(seq));
-    for (int64_t& t : ids) t = token(gen);
-    const Tensor input = Tensor::from_vector(ids, {1, seq}).to(Device::cuda());
-    for (int64_t i = 0; i < warmup; ++i) model.forward(input);
-    cuda::synchronize();
-    const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < iters; ++i) model.forward(input);
-    cuda::synchronize();
-    const double per_iter =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / static_cast<double>(iters);
-    const Result r{seq, per_iter, static_cast<double>(seq) / per_iter, forward_flops(config, seq) / per_iter / 1e12,
-                   static_cast<double>(cuda::allocator_stats().peak_allocated_bytes) / (1 << 30)};
-    // Each result as soon as it exists, so that a run cut short by a time limit still reports.
-    std::printf("{\"bench\": \"forward\", \"impl\": \"nemotron\", \"dtype\": \"f32\", \"seq\": %lld, \"batch\": 1, "
-                "\"iters\": %lld, \"seconds_per_iter\": %.4f, \"tokens_per_s\": %.1f, \"model_tflops\": %.3f, "
-                "\"flops_per_iter\": %.6e, \"peak_gib\": %.3f}\n",
-                static_cast<long long>(r.seq), static_cast<long long>(iters), r.seconds_per_iter, r.tokens_per_s,
-                r.tflops, forward_flops(config, r.seq), r.peak_gib);
-    results.push_back(r);
+  for (const std::string& dtype : dtypes) {
+    model.set_compute_dtype(dtype == "bf16" ? DType::BF16 : DType::F32);
+    for (int64_t seq : seqs) {
+      std::uniform_int_distribution<int64_t> token(0, config.vocab_size - 1);
+      std::vector<int64_t> ids(static_cast<size_t>(seq + 1));
+      for (int64_t& t : ids) t = token(gen);
+      TrainBatch batch;
+      batch.tokens = Tensor::from_vector(std::vector<int64_t>(ids.begin(), ids.end() - 1), {1, seq}).to(Device::cuda());
+      batch.labels = Tensor::from_vector(std::vector<int64_t>(ids.begin() + 1, ids.end()), {1, seq}).to(Device::cuda());
+      for (const std::string& mode : modes) {
+        const bool train = mode == "train";
+        if (train) model.zero_grad();
+        auto step = [&] {
+          if (train) {
+            model.forward_backward(batch, TrainOptions{});
+          } else {
+            model.forward(batch.tokens);
+          }
+        };
+        for (int64_t i = 0; i < warmup; ++i) step();
+        cuda::synchronize();
+        const auto start = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < iters; ++i) step();
+        cuda::synchronize();
+        const double per_iter = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
+                                static_cast<double>(iters);
+        const double exact = (train ? 3.0 : 1.0) * forward_flops(config, seq);
+        const double megatron = megatron_hybrid_flops(config, seq) / (train ? 1.0 : 3.0);
+        const Result r{mode,
+                       dtype,
+                       seq,
+                       per_iter,
+                       static_cast<double>(seq) / per_iter,
+                       exact / per_iter / 1e12,
+                       megatron / per_iter / 1e12,
+                       static_cast<double>(cuda::allocator_stats().peak_allocated_bytes) / (1 << 30)};
+        // Each result as soon as it exists, so that a run cut short by a time limit still reports.
+        std::printf("{\"bench\": \"%s\", \"impl\": \"nemotron\", \"dtype\": \"%s\", \"seq\": %lld, "
+                    "\"batch\": 1, \"iters\": %lld, \"seconds_per_iter\": %.4f, \"tokens_per_s\": %.1f, "
+                    "\"model_tflops_exact\": %.3f, \"model_tflops_megatron\": %.3f, \"flops_exact\": %.6e, "
+                    "\"flops_megatron\": %.6e, \"peak_gib\": %.3f}\n",
+                    r.mode.c_str(), r.dtype.c_str(), static_cast<long long>(r.seq), static_cast<long long>(iters),
+                    r.seconds_per_iter, r.tokens_per_s, r.exact_tflops, r.megatron_tflops, exact, megatron,
+                    r.peak_gib);
+        results.push_back(r);
+      }
+    }
   }
-
-  std::printf("%8s %12s %12s %14s %14s\n", "seq", "s/iter", "tokens/s", "model TFLOP/s", "peak GiB");
+  std::printf("%8s %6s %8s %10s %12s %14s %16s %10s\n", "mode", "dtype", "seq", "s/iter", "tokens/s",
+              "TFLOP/s exact", "TFLOP/s megatron", "peak GiB");
   for (const Result& r : results)
-    std::printf("%8lld %12.3f %12.1f %14.2f %14.2f\n", static_cast<long long>(r.seq), r.seconds_per_iter,
-                r.tokens_per_s, r.tflops, r.peak_gib);
+    std::printf("%8s %6s %8lld %10.3f %12.1f %14.2f %16.2f %10.2f\n", r.mode.c_str(), r.dtype.c_str(),
+                static_cast<long long>(r.seq), r.seconds_per_iter, r.tokens_per_s, r.exact_tflops, r.megatron_tflops,
+                r.peak_gib);
   return 0;
 #endif
 }

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Forward throughput of transformers' NemotronHForCausalLM on the Nano-shaped proxy of issue 5.
+"""Forward and training throughput of transformers' NemotronHForCausalLM on the Nano-shaped proxy of issue 5.
 
-The reference system for bench/bench_forward (same proxy, same FLOP count, same micro-batch 1):
+The reference system for bench/bench_forward (same proxy, same FLOP counts, same micro-batch 1):
 pattern MEM*EME, hidden 2688, 64 Mamba heads x 64, state 128, 8 groups, chunk 128, 32 query /
 2 KV heads x 128, 128 experts top-6 of width 1856, shared expert 3712, vocab 131072.
 
-    python3 tools/bench_pytorch_forward.py [--seq 4096] [--iters 3] [--dtypes bf16,f32] [--attn sdpa]
+    python3 tools/bench_pytorch_forward.py [--seq 4096] [--modes forward,train] [--iters 3] [--dtypes bf16,f32]
+                                           [--attn sdpa]
 
-Runs in eval mode under torch.no_grad with use_mamba_kernels=False (mamba_ssm is not installed on
-the GPU machine, so the Mamba mixer takes transformers' pure-PyTorch chunked path) and the default
-experts implementation. Weights come from transformers' own init (the timing does not depend on
+"forward": eval mode under torch.no_grad; "train": train mode, loss = model(ids, labels=ids).loss
+then loss.backward() (gradients accumulate; no optimizer step), as bench_forward's train mode. With
+use_mamba_kernels=False (mamba_ssm is not installed on the GPU machine, so the Mamba mixer takes
+transformers' pure-PyTorch chunked path) and the default experts implementation. Weights come from transformers' own init (the timing does not depend on
 them beyond the near-uniform routing). Prints one JSON line per (dtype, seq) as it completes, then
 a table.
 """
@@ -58,20 +60,32 @@ def proxy_config(attn: str) -> NemotronHConfig:
     return config
 
 
+H, V = 2688, 131072
+
+
 def forward_flops(seq: int) -> float:
     """The exact matmul count of bench/bench_forward.cpp (same terms, same proxy)."""
-    H, V = 2688, 131072
     mamba_in_rows = 64 * 64 + (64 * 64 + 2 * 8 * 128) + 64
     mamba = H * mamba_in_rows + 64 * 64 * H
     q, kv = 32 * 128, 2 * 128
     attention = H * q + 2 * H * kv + q * H
     moe = H * 128 + 6 * 2 * H * 1856 + 2 * H * 3712
     weights_per_token = H * V + 3 * mamba + attention + 3 * moe
-    attention_scores_per_token = 4.0 * seq * q  # one attention layer, full square
+    attention_scores_per_token = 2.0 * seq * q  # one attention layer, causal triangle
     return seq * (2.0 * weights_per_token + attention_scores_per_token)
 
 
-def bench(dtype_name: str, seqs: list[int], iters: int, warmup: int, attn: str) -> list[dict]:
+def megatron_hybrid_flops(seq: int) -> float:
+    """Megatron-LM's hybrid_flops for one training step of one sequence (bench_forward.cpp's transcription)."""
+    T, d_in = seq, 2 * H
+    mamba = 2 * T * H * (2 * d_in + 2 * 8 * 128 + 64) + 7 * T * d_in * 128 + 2 * T * d_in * H
+    p = 128 * 32 / H
+    attention = 4 * T * H * p * (H + H * (2 / 32) + T / 2)
+    moe = 4 * T * H * 1856 * 6 + 4 * T * H * 3712
+    return 3 * (2 * T * H * V + 3 * mamba + attention + 3 * moe)
+
+
+def bench(dtype_name: str, seqs: list[int], modes: list[str], iters: int, warmup: int, attn: str) -> list[dict]:
     dtype = {"bf16": torch.bfloat16, "f32": torch.float32}[dtype_name]
     torch.manual_seed(1234)
     torch.cuda.empty_cache()
@@ -83,30 +97,43 @@ def bench(dtype_name: str, seqs: list[int], iters: int, warmup: int, attn: str) 
             model = NemotronHForCausalLM(proxy_config(attn))
     finally:
         torch.set_default_dtype(previous_default)
-    model = model.to(dtype).eval()
+    model = model.to(dtype)
     params = sum(p.numel() for p in model.parameters())
     results = []
     for seq in seqs:
-        results.append(time_forward(model, dtype_name, params, seq, iters, warmup, attn))
-        print(json.dumps(results[-1]), flush=True)  # as soon as it exists, in case a time limit cuts the run
+        for mode in modes:
+            results.append(time_step(model, mode, dtype_name, params, seq, iters, warmup, attn))
+            print(json.dumps(results[-1]), flush=True)  # as soon as it exists, in case a time limit cuts the run
     del model
     torch.cuda.empty_cache()
     return results
 
 
-def time_forward(model, dtype_name: str, params: int, seq: int, iters: int, warmup: int, attn: str) -> dict:
-    ids = torch.randint(0, 131072, (1, seq), device="cuda", generator=torch.Generator("cuda").manual_seed(1234))
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(input_ids=ids, use_cache=False)
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(iters):
-            model(input_ids=ids, use_cache=False)
-        torch.cuda.synchronize()
-        per_iter = (time.perf_counter() - start) / iters
+def time_step(model, mode: str, dtype_name: str, params: int, seq: int, iters: int, warmup: int, attn: str) -> dict:
+    ids = torch.randint(0, V, (1, seq), device="cuda", generator=torch.Generator("cuda").manual_seed(1234))
+    train = mode == "train"
+    model.train(train)
+
+    def step():
+        if train:
+            model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+        else:
+            with torch.no_grad():
+                model(input_ids=ids, use_cache=False)
+
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    torch.cuda.synchronize()
+    per_iter = (time.perf_counter() - start) / iters
+    model.zero_grad(set_to_none=True)
+    exact = (3.0 if train else 1.0) * forward_flops(seq)
+    megatron = megatron_hybrid_flops(seq) / (1.0 if train else 3.0)
     return {
-        "bench": "forward",
+        "bench": mode,
         "impl": "transformers",
         "dtype": dtype_name,
         "attn": attn,
@@ -116,8 +143,10 @@ def time_forward(model, dtype_name: str, params: int, seq: int, iters: int, warm
         "params": params,
         "seconds_per_iter": round(per_iter, 4),
         "tokens_per_s": round(seq / per_iter, 1),
-        "model_tflops": round(forward_flops(seq) / per_iter / 1e12, 3),
-        "flops_per_iter": forward_flops(seq),
+        "model_tflops_exact": round(exact / per_iter / 1e12, 3),
+        "model_tflops_megatron": round(megatron / per_iter / 1e12, 3),
+        "flops_exact": exact,
+        "flops_megatron": megatron,
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3),  # peak so far: list seqs ascending
     }
 
@@ -125,6 +154,7 @@ def time_forward(model, dtype_name: str, params: int, seq: int, iters: int, warm
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seq", default="4096", help="comma-separated sequence lengths, ascending")
+    parser.add_argument("--modes", default="forward,train", help="comma-separated: forward, train")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--dtypes", default="bf16,f32", help="comma-separated: bf16, f32")
@@ -139,14 +169,15 @@ def main() -> None:
     results = []
     for dtype_name in args.dtypes.split(","):
         try:
-            results += bench(dtype_name, seqs, args.iters, args.warmup, args.attn)
+            results += bench(dtype_name, seqs, args.modes.split(","), args.iters, args.warmup, args.attn)
         except (torch.cuda.OutOfMemoryError, RuntimeError) as e:  # e.g. a kernel without this dtype
             print(f"{dtype_name}: failed ({type(e).__name__}: {e}); skipped", flush=True)
             torch.cuda.empty_cache()
-    print(f"{'dtype':>6} {'seq':>8} {'s/iter':>10} {'tokens/s':>12} {'model TFLOP/s':>14} {'peak GiB':>10}")
+    print(f"{'mode':>8} {'dtype':>6} {'seq':>8} {'s/iter':>10} {'tokens/s':>12} {'TFLOP/s exact':>14} "
+          f"{'TFLOP/s megatron':>16} {'peak GiB':>10}")
     for r in results:
-        print(f"{r['dtype']:>6} {r['seq']:>8} {r['seconds_per_iter']:>10.3f} {r['tokens_per_s']:>12.1f} "
-              f"{r['model_tflops']:>14.2f} {r['peak_gib']:>10.2f}")
+        print(f"{r['bench']:>8} {r['dtype']:>6} {r['seq']:>8} {r['seconds_per_iter']:>10.3f} {r['tokens_per_s']:>12.1f} "
+              f"{r['model_tflops_exact']:>14.2f} {r['model_tflops_megatron']:>16.2f} {r['peak_gib']:>10.2f}")
 
 
 if __name__ == "__main__":
