@@ -12,9 +12,9 @@ namespace {
 // new keys and values are appended first, then query i of the step sees positions 0 .. past + i.
 Tensor attention_step(const Attention& a, const Tensor& x, std::span<LayerCache* const> caches) {
   const int64_t batch = x.size(0), seq = x.size(1);
-  Tensor q = ops::linear(x, a.q_proj.value);
-  Tensor k = ops::linear(x, a.k_proj.value).to(DType::F32).contiguous();
-  Tensor v = ops::linear(x, a.v_proj.value).to(DType::F32).contiguous();
+  Tensor q = ops::linear(x, a.q_proj.compute());
+  Tensor k = ops::linear(x, a.k_proj.compute()).to(DType::F32).contiguous();
+  Tensor v = ops::linear(x, a.v_proj.compute()).to(DType::F32).contiguous();
   std::vector<Tensor> dst, src, k_cache, v_cache;
   std::vector<int64_t> lengths;
   for (int64_t b = 0; b < batch; ++b) {
@@ -31,7 +31,7 @@ Tensor attention_step(const Attention& a, const Tensor& x, std::span<LayerCache*
   }
   ops::copy_batch_(dst, src);
   Tensor out = ops::cached_attention(q, k_cache, v_cache, lengths, a.num_heads, a.num_kv_heads, a.head_dim, a.scale());
-  return ops::linear(out, a.o_proj.value);
+  return ops::linear(out, a.o_proj.compute());
 }
 
 // The Mamba-2 mixer on T new positions per row, continuing from the rows' conv and SSM states
@@ -41,10 +41,10 @@ Tensor mamba_step(const Mamba2Mixer& m, const Tensor& x, std::span<LayerCache* c
   const int64_t nh = m.num_heads, P = m.head_dim, G = m.n_groups, N = m.state_size, C = m.conv_dim;
   const int64_t K = m.conv_kernel, inner = m.d_inner, gn = G * N;
 
-  Tensor zxbcdt = ops::linear(x, m.in_proj_weight.value, m.in_proj_bias ? m.in_proj_bias->value : Tensor());
+  Tensor zxbcdt = ops::linear(x, m.in_proj_weight.compute(), m.in_proj_bias ? m.in_proj_bias->compute() : Tensor());
   Tensor z = zxbcdt.narrow(-1, 0, inner).contiguous();
   Tensor xbc_raw = zxbcdt.narrow(-1, inner, C).contiguous();
-  Tensor dt = mamba::discretize_dt(zxbcdt.narrow(-1, inner + C, nh).contiguous(), m.dt_bias.value, m.dt_min, m.dt_max);
+  Tensor dt = ops::discretize_dt(zxbcdt.narrow(-1, inner + C, nh).contiguous(), m.dt_bias.compute(), m.dt_min, m.dt_max);
 
   // Depthwise causal conv over [window before the step | the step's inputs], then SiLU.
   std::vector<Tensor> conv_states, windows, ssm_states, checkpoints;
@@ -59,36 +59,38 @@ Tensor mamba_step(const Mamba2Mixer& m, const Tensor& x, std::span<LayerCache* c
       checkpoints.push_back(cache.ssm_after);
     }
   }
-  Tensor xbc = ops::conv_step_(xbc_raw, conv_states, m.conv1d_weight.value,
-                               m.conv1d_bias ? m.conv1d_bias->value : Tensor(), windows);
+  Tensor xbc = ops::conv_step_(xbc_raw, conv_states, m.conv1d_weight.compute(),
+                               m.conv1d_bias ? m.conv1d_bias->compute() : Tensor(), windows);
 
-  mamba::SsdInputs in;
+  ops::SsdInputs in;
   in.x = xbc.narrow(-1, 0, inner).contiguous().view({batch, seq, nh, P});
   in.B = xbc.narrow(-1, inner, gn).contiguous().view({batch, seq, G, N});
   in.C = xbc.narrow(-1, inner + gn, gn).contiguous().view({batch, seq, G, N});
   in.dt = dt;
-  in.A = ops::scale(ops::exp(m.A_log.value), -1.0f);
-  in.D = m.D.value;
+  in.A = ops::scale(ops::exp(m.A_log.compute()), -1.0f);
+  in.D = m.D.compute();
   Tensor y;
-  if (seq > 1 && !keep_checkpoints) {
-    // Prefill: the chunked (or sequential) scan of the full forward, started from the cached states.
+  if (seq > 1 && !keep_checkpoints && x.device().is_cpu()) {
+    // Prefill on the CPU: the chunked (or sequential) scan of the full forward, started from the
+    // cached states (the chunked form is the faster one there for long prompts).
     std::vector<Tensor> initial;
     for (const Tensor& s : ssm_states) initial.push_back(s.unsqueeze(0));
     in.initial_state = ops::cat(initial, 0);
-    mamba::SsdOutputs out = ops::ssd_scan(in, m.sequential_ssd ? 0 : m.chunk_size);
+    ops::SsdOutputs out = ops::ssd_scan(in, m.sequential_ssd ? 0 : m.chunk_size);
     std::vector<Tensor> finals;
     for (int64_t b = 0; b < batch; ++b) finals.push_back(out.final_state.select(0, b));
     ops::copy_batch_(ssm_states, finals);
     y = out.y;
   } else {
     // Decode and verification: the recurrence position by position, in place (spec §3.6), keeping
-    // the state after every position when asked.
+    // the state after every position when asked. On a GPU also prefill: one block per (row, head)
+    // scans the chunk with the state in shared memory (microseconds per position).
     y = ops::ssm_step_(in, ssm_states, checkpoints);
   }
 
-  y = ops::gated_rms_norm(y.view({batch, seq, inner}), z, m.norm_weight.value, inner / G, m.eps);
-  return ops::linear(y, m.out_proj_weight.value,
-                     m.out_proj_bias && m.adds_out_bias ? m.out_proj_bias->value : Tensor());
+  y = ops::gated_rms_norm(y.view({batch, seq, inner}), z, m.norm_weight.compute(), inner / G, m.eps);
+  return ops::linear(y, m.out_proj_weight.compute(),
+                     m.out_proj_bias && m.adds_out_bias ? m.out_proj_bias->compute() : Tensor());
 }
 
 std::vector<LayerCache*> layer_caches(std::span<SequenceCache* const> caches, bool mtp, size_t layer) {
@@ -161,7 +163,7 @@ StepOutput mtp_step(const HybridModel& model, const Tensor& hidden, const Tensor
   const MtpBlock& block = model.mtp[0];
   // Order [embedding, hidden] (Megatron _concat_embeddings), as MtpBlock::forward.
   Tensor u = ops::linear(ops::cat({block.enorm.forward(model.embed(next_ids)), block.hnorm.forward(hidden)}, -1),
-                         block.eh_proj.value);
+                         block.eh_proj.compute());
   for (size_t l = 0; l < block.layers.size(); ++l) {
     std::vector<LayerCache*> lc = layer_caches(caches, true, l);
     u = block_step(block.layers[l], u, lc, false);

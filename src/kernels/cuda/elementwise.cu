@@ -107,6 +107,39 @@ __global__ void argmax_kernel(Elem t, const void* a, int64_t* out, int64_t outer
   out[i] = best;
 }
 
+// The same over contiguous lines (inner == 1), one block of 256 threads per line: each thread keeps
+// the best (value, lowest index) of a strided share, then a shared-memory reduction. NaNs are
+// skipped, and a NaN at index 0 or an all-NaN line gives 0, exactly as the sequential loop above.
+__global__ void argmax_lines_kernel(Elem t, const void* a, int64_t* out, int64_t n) {
+  __shared__ float values[256];
+  __shared__ int64_t indices[256];
+  const int64_t line = blockIdx.x, none = n;
+  float bv = -FLT_MAX;
+  int64_t best = none;
+  for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+    const float v = load(a, line * n + k, t);
+    if (!isnan(v) && (best == none || v > bv)) {
+      bv = v;
+      best = k;
+    }
+  }
+  values[threadIdx.x] = bv;
+  indices[threadIdx.x] = best;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      const float v = values[threadIdx.x + half];
+      const int64_t i = indices[threadIdx.x + half], mine = indices[threadIdx.x];
+      if (i != none && (mine == none || v > values[threadIdx.x] || (v == values[threadIdx.x] && i < mine))) {
+        values[threadIdx.x] = v;
+        indices[threadIdx.x] = i;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[line] = (indices[0] == none || isnan(load(a, line * n, t))) ? 0 : indices[0];
+}
+
 __global__ void cumsum_kernel(Elem t, const void* a, void* out, int64_t outer, int64_t n, int64_t inner) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= outer * inner) return;
@@ -276,7 +309,10 @@ cudaError_t reduce(int op, Elem t, const void* a, void* out, int64_t outer, int6
 
 cudaError_t argmax(Elem t, const void* a, int64_t* out, int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
   int64_t lines = outer * inner;
-  if (lines > 0) argmax_kernel<<<static_cast<unsigned>((lines + 255) / 256), 256, 0, s>>>(t, a, out, outer, n, inner);
+  if (lines > 0 && inner == 1)  // rows of logits: a block per row
+    argmax_lines_kernel<<<static_cast<unsigned>(lines), 256, 0, s>>>(t, a, out, n);
+  else if (lines > 0)
+    argmax_kernel<<<static_cast<unsigned>((lines + 255) / 256), 256, 0, s>>>(t, a, out, outer, n, inner);
   return cudaGetLastError();
 }
 
