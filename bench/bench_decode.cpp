@@ -376,6 +376,7 @@ StepCosts step_costs(const HybridModel& model, const std::vector<std::vector<int
   for (int64_t b = 0; b < batch; ++b) caches.emplace_back(model);
   std::vector<decode::SequenceCache*> ptrs;
   std::vector<int64_t> ids;
+  std::vector<Tensor> last_hidden;  // each row's newest main-model hidden state, the draft step's input
   for (int64_t b = 0; b < batch; ++b) {
     caches[b].reserve(L + 64 + K, L + 64 + K);
     ptrs.push_back(&caches[b]);
@@ -387,11 +388,19 @@ StepCosts step_costs(const HybridModel& model, const std::vector<std::vector<int
     ahead.push_back(p.back());
     decode::mtp_step(model, out.final_hidden, Tensor::from_vector(ahead, {1, L}), one);
     ids.push_back(p.back());
+    last_hidden.push_back(out.final_hidden.narrow(1, L - 1, 1));
   }
   auto host_argmax = [](const Tensor& logits) { return ops::argmax(logits, -1).to(Device::cpu()); };
   const Tensor next = Tensor::from_vector(ids, {batch, 1});
+  // Verification of the newest token and K random drafts: distinct tokens route to as many experts
+  // as real drafts do (a repeated token would touch fewer).
+  std::mt19937 gen(11);
+  std::uniform_int_distribution<int64_t> token(0, model.config.vocab_size - 1);
   std::vector<int64_t> verify_ids;
-  for (int64_t b = 0; b < batch; ++b) verify_ids.insert(verify_ids.end(), K + 1, ids[b]);
+  for (int64_t b = 0; b < batch; ++b) {
+    verify_ids.push_back(ids[b]);
+    for (int64_t j = 0; j < K; ++j) verify_ids.push_back(token(gen));
+  }
   const Tensor verify = Tensor::from_vector(verify_ids, {batch, K + 1});
   const std::vector<int64_t> keep(batch, 1);
   StepCosts c;
@@ -400,9 +409,7 @@ StepCosts step_costs(const HybridModel& model, const std::vector<std::vector<int
     host_argmax(decode::model_step(model, verify, ptrs, {decode::LogitsAt::All, true}).logits);
     decode::keep_first(ptrs, keep);
   });
-  std::vector<Tensor> hidden;
-  for (int64_t b = 0; b < batch; ++b) hidden.push_back(Tensor::zeros({1, 1, model.config.hidden_size}, DType::F32));
-  const Tensor h = ops::cat(hidden, 0).to(Device::cuda()).to(model.embeddings.compute().dtype());
+  const Tensor h = ops::cat(last_hidden, 0);
   c.draft = time_it(8, [&] {
     host_argmax(decode::mtp_step(model, h, next, ptrs).logits);
     for (decode::SequenceCache* s : ptrs) s->truncate_mtp(s->mtp_length - 1);
