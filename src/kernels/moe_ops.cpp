@@ -200,7 +200,8 @@ MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const 
            "{}: weights must be F32 {}, got {}", op, shape_str(perm.row_of_slot.shape()),
            weights.defined() ? weights.str() : "undefined");
   for (const Tensor* t : {&dout, &weights, &perm.row_of_slot, &perm.tokens, &perm.slots}) same_device(y, *t, op);
-  NT_MOE_DISPATCH(y, cpu::moe_combine_backward(dout, y, weights, perm), cuda::moe_combine_backward(dout, y, weights, perm));
+  NT_MOE_DISPATCH(y, cpu::moe_combine_backward(dout, y, weights, perm),
+                  cuda::moe_combine_backward(dout, y, weights, perm));
 }
 
 }  // namespace nemotron::ops

@@ -175,9 +175,8 @@ Tensor MoE::backward(const Tensor& dy_in, const Saved& saved_base, TrainContext&
   Tensor dy = dy_in.reshape({tokens, H}).contiguous();
 
   Tensor dx = shared_expert.backward(dy, s.shared);
-  Tensor dacc = fc2_latent_proj ? grad::linear_backward(p.fc2_in, dy, *fc2_latent_proj,
-                                                        fc2_latent_bias && adds_routed_bias ? &*fc2_latent_bias : nullptr)
-                                : dy;
+  Param* fc2_bias = fc2_latent_bias && adds_routed_bias ? &*fc2_latent_bias : nullptr;
+  Tensor dacc = fc2_latent_proj ? grad::linear_backward(p.fc2_in, dy, *fc2_latent_proj, fc2_bias) : dy;
   // acc[t] = Σ_j w[t,j]·ys[row of (t,j)], ys = down(relu2(up(xs))), xs = the permuted rows of xl.
   Tensor dweights = Tensor::zeros({tokens, k}, DType::F32, s.x.device());
   Tensor dxl;

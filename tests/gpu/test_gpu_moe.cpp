@@ -77,10 +77,9 @@ ops::MoePermutation perm_to_device(const ops::MoePermutation& p) {
 
 const std::vector<std::pair<cuda::GroupedGemm, const char*>> kBackends = {
     {cuda::GroupedGemm::Lt, "cuBLASLt per expert"},
-    {cuda::GroupedGemm::LtStreams, "cuBLASLt per expert, 4 streams"},
-    {cuda::GroupedGemm::GemmEx, "cublasGemmEx per expert"},
+    {cuda::GroupedGemm::LtStreams, "cuBLASLt per expert, 8 streams"},
     {cuda::GroupedGemm::Grouped, "cublasGemmGroupedBatchedEx"},
-    {cuda::GroupedGemm::Wmma, "WMMA grouped kernel"}};
+    {cuda::GroupedGemm::Padded, "padded cublasGemmBatchedEx"}};
 
 // Restores the default backend when a test that switches it ends.
 struct BackendGuard {
@@ -165,7 +164,9 @@ TEST_F(GpuMoe, GroupedMatmulAndWeightGradEveryBackend) {
   const int64_t K = 88, N = 72;  // partial tiles in every dimension
   for (auto [backend, name] : kBackends) {
     cuda::set_grouped_gemm(backend);
-    for (std::vector<int64_t> counts : {std::vector<int64_t>{17, 0, 64, 1, 0, 33}, {0, 0, 100, 0, 0, 0}}) {
+    // Uneven, all on one expert, and balanced (padded: 4 experts batched, the last one alone).
+    for (std::vector<int64_t> counts :
+         {std::vector<int64_t>{17, 0, 64, 1, 0, 33}, {0, 0, 100, 0, 0, 0}, {30, 25, 0, 31, 28, 29}}) {
       const int64_t rows = std::accumulate(counts.begin(), counts.end(), int64_t{0});
       Tensor x = rand_uniform({rows, K}, 11), dy = rand_uniform({rows, N}, 12);
       std::vector<Tensor> w_t, w;
@@ -246,7 +247,7 @@ TEST_F(GpuMoe, LayerForwardAndBackwardMatchTheCpu) {
   struct Case {
     std::string name, extra;
   };
-  for (auto backend : {cuda::GroupedGemm::Lt, cuda::GroupedGemm::Wmma}) {
+  for (auto [backend, backend_name] : kBackends) {
     cuda::set_grouped_gemm(backend);
     for (const Case& c : {Case{"latent, groups", R"(, "moe_latent_size": 32, "n_group": 4, "topk_group": 2)"},
                           Case{"plain, unnormalised", R"(, "norm_topk_prob": false)"},
@@ -255,13 +256,16 @@ TEST_F(GpuMoe, LayerForwardAndBackwardMatchTheCpu) {
       for (DType d : {DType::F32, DType::BF16}) {
         MoE cpu(cfg, {}, "layer.mixer."), gpu(cfg, {}, "layer.mixer.");
         randomize(cpu, 100);
-        Tensor x = rand_normal({2, 37, cfg.hidden_size}, 200, 1.0f), dy = rand_normal({2, 37, cfg.hidden_size}, 201, 1.0f);
+        // 256 tokens: about 64 rows per expert, even enough for the padded backend to batch them.
+        Tensor x = rand_normal({4, 64, cfg.hidden_size}, 200, 1.0f);
+        Tensor dy = rand_normal({4, 64, cfg.hidden_size}, 201, 1.0f);
         if (d == DType::BF16) {
           // The CPU reference sees the values the GPU computes with: bf16 inputs and weights (not the router).
           x = x.to(DType::BF16).to(DType::F32);
           dy = dy.to(DType::BF16).to(DType::F32);
           for (Param* p : cpu.params())
-            if (p->value.dim() == 2 && !p->name.ends_with("gate.weight")) p->value = p->value.to(DType::BF16).to(DType::F32);
+            if (p->value.dim() == 2 && !p->name.ends_with("gate.weight"))
+              p->value = p->value.to(DType::BF16).to(DType::F32);
         }
         std::vector<Param*> pc = cpu.params(), pg = gpu.params();
         for (size_t i = 0; i < pc.size(); ++i) {
@@ -271,7 +275,7 @@ TEST_F(GpuMoe, LayerForwardAndBackwardMatchTheCpu) {
         }
         LayerRun ref = run_layer(cpu, x, dy), out = run_layer(gpu, dev(x, d), dev(dy, d));
         const double tol = d == DType::F32 ? 2e-5 : 3e-2;
-        const std::string what = c.name + " " + std::string(dtype_name(d)) + (backend == cuda::GroupedGemm::Wmma ? " wmma" : " lt");
+        const std::string what = c.name + " " + std::string(dtype_name(d)) + ", " + backend_name;
         EXPECT_LT(rel_err(out.y, ref.y), tol) << what;
         EXPECT_LT(rel_err(out.dx, ref.dx), tol) << what;
         ASSERT_EQ(out.aux.size(), ref.aux.size());
@@ -333,7 +337,8 @@ TEST_F(GpuMoe, NanoTimings) {
 
   Tensor xl = device_random({tokens, H}, DType::BF16, 3, 1.0f);
   std::vector<Tensor> up, down, up_grad, down_grad;
-  Tensor up_block = device_random({I, H}, DType::BF16, 4, 0.02f), down_block = device_random({H, I}, DType::BF16, 5, 0.02f);
+  Tensor up_block = device_random({I, H}, DType::BF16, 4, 0.02f);
+  Tensor down_block = device_random({H, I}, DType::BF16, 5, 0.02f);
   for (int64_t e = 0; e < E; ++e) {
     up.push_back(up_block.clone());
     down.push_back(down_block.clone());

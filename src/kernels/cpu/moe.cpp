@@ -172,7 +172,8 @@ Tensor moe_grouped_matmul(const Tensor& x_in, const std::vector<int64_t>& counts
   Tensor out = Tensor::zeros({rows, n}, DType::F32);
   int64_t at = 0;
   for (size_t e = 0; e < counts.size(); ++e) {
-    if (counts[e] > 0) out.narrow(0, at, counts[e]).copy_(matmul(x.narrow(0, at, counts[e]), weights[e], false, trans_w));
+    if (counts[e] > 0)
+      out.narrow(0, at, counts[e]).copy_(matmul(x.narrow(0, at, counts[e]), weights[e], false, trans_w));
     at += counts[e];
   }
   return out;

@@ -82,12 +82,13 @@ void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, cons
 Tensor moe_combine(const Tensor& y, const Tensor& weights, const ops::MoePermutation& perm);
 ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
                                           const ops::MoePermutation& perm);
-// How the grouped GEMMs run: one cuBLASLt matmul per expert (on the op stream, or spread over 4
-// streams so that small experts run side by side), one cublasGemmEx per expert, one
-// cublasGemmGroupedBatchedEx call, or the WMMA grouped kernel of grouped_gemm.cu (bf16 with sizes
-// that are multiples of 8; cuBLASLt otherwise). The default is the fastest measured (test_gpu_moe
-// prints them all); NEMOTRON_MOE_GEMM=lt|lt_streams|gemmex|grouped|wmma overrides it.
-enum class GroupedGemm { Lt, LtStreams, GemmEx, Grouped, Wmma };
+// How the grouped GEMMs run: one cuBLASLt matmul per expert on the op stream (Lt) or spread over 8
+// streams so that small experts run side by side (LtStreams); one cublasGemmGroupedBatchedEx call
+// (Grouped; its missing bf16 → F32-accumulate case, the weight gradients, as LtStreams); or one
+// cublasGemmBatchedEx over every expert padded to the largest row count, compacted after (Padded;
+// as Grouped when the padding would exceed half the rows). test_gpu_moe times them all;
+// NEMOTRON_MOE_GEMM=lt|lt_streams|grouped|padded overrides the default.
+enum class GroupedGemm { Lt, LtStreams, Grouped, Padded };
 void set_grouped_gemm(GroupedGemm g);
 GroupedGemm grouped_gemm();
 

@@ -289,23 +289,12 @@ cudaError_t moe_combine_backward(Elem dout_t, const void* dout, Elem yt, const v
                                  const int64_t* tokens, const int64_t* slots, void* dy, float* dweights, int64_t rows,
                                  int64_t d, cudaStream_t s);
 
-// Grouped bf16 GEMM on the tensor cores (WMMA, 128×128 tiles, a 3-stage cp.async pipeline), fp32
-// accumulation: per group C[m, n] = Σ_k A(m, k)·B(k, n) with A(m, k) = a[m·lda + k] (a_k_contiguous)
-// or a[k·lda + m], B(k, n) = b[n·ldb + k] (b_k_contiguous) or b[k·ldb + n], C row-major (ldc):
-// bf16 stores, or F32 C += when accumulate. Every contiguous extent, lda, ldb and ldc must be a
-// multiple of 8 and every pointer 16-byte aligned. `groups` is device memory; tile_start is the
-// prefix sum of the groups' ceil(m/128)·ceil(n/128) tiles, total_tiles their sum.
-struct GroupedGemmGroup {
-  const void* a;
-  const void* b;
-  void* c;
-  int32_t m, n, k;
-  int32_t tile_start;
-};
-constexpr int kGroupedTile = 128;
-cudaError_t grouped_gemm_bf16(const GroupedGemmGroup* groups, int count, int total_tiles, bool a_k_contiguous,
-                              bool b_k_contiguous, int64_t lda, int64_t ldb, int64_t ldc, bool accumulate,
-                              cudaStream_t s);
+// For i < groups: count[i] rows of row_bytes (a multiple of 16) from src row src_row[i] to dst row
+// dst_row[i]; with zero_rest, dst rows [dst_row[i] + count[i], dst_row[i] + cap) become zeros. The
+// three tables are device memory.
+cudaError_t moe_copy_rows(const void* src, void* dst, const int64_t* src_row, const int64_t* dst_row,
+                          const int64_t* count, int64_t groups, int64_t cap, int64_t row_bytes, bool zero_rest,
+                          cudaStream_t s);
 
 // ---- chunked SSD on the tensor cores (ssd.cu) ----
 // The chunked form of spec/model.md §3.5 and spec/anchors.md §1.8, in the stages of mamba_ssm:

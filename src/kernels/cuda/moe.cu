@@ -4,6 +4,7 @@
 // contraction into FMAs) so that the same inputs give the same bits.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -289,6 +290,41 @@ __global__ void dispatch_kernel(const V* x, const int64_t* tokens, V* out, int64
 
 constexpr int kCombineThreads = 256;
 
+// V consecutive values at element i (V = 4: i a multiple of 4 and the row 16-byte (F32) or 8-byte
+// (BF16) aligned).
+template <int V>
+__device__ __forceinline__ void load_v(const void* p, int64_t i, Elem t, float* v) {
+  if constexpr (V == 4) {
+    if (t == Elem::F32) {
+      const float4 f = *reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
+      v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+    } else {
+      const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(p) + i);
+      const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+      const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+      v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+    }
+  } else {
+    v[0] = load(p, i, t);
+  }
+}
+template <int V>
+__device__ __forceinline__ void store_v(void* p, int64_t i, Elem t, const float* v) {
+  if constexpr (V == 4) {
+    if (t == Elem::F32) {
+      *reinterpret_cast<float4*>(static_cast<float*>(p) + i) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+      uint2 u;
+      *reinterpret_cast<__nv_bfloat162*>(&u.x) = __floats2bfloat162_rn(v[0], v[1]);
+      *reinterpret_cast<__nv_bfloat162*>(&u.y) = __floats2bfloat162_rn(v[2], v[3]);
+      *reinterpret_cast<uint2*>(static_cast<__nv_bfloat16*>(p) + i) = u;
+    }
+  } else {
+    store(p, i, t, v[0]);
+  }
+}
+
+template <int V>
 __global__ void combine_kernel(Elem yt, const void* y, const float* weights, const int64_t* row_of_slot, float* out,
                                int64_t k, int64_t d) {
   __shared__ int64_t rows[kMaxMoeTopK];
@@ -314,16 +350,17 @@ __global__ void combine_kernel(Elem yt, const void* y, const float* weights, con
     count = c;
   }
   __syncthreads();
-  for (int64_t col = threadIdx.x; col < d; col += blockDim.x) {
-    float acc = 0.0f;
+  for (int64_t col = threadIdx.x * int64_t(V); col < d; col += blockDim.x * int64_t(V)) {
+    float acc[V] = {}, v[V];
     for (int i = 0; i < count; ++i) {
-      const float v = load(y, rows[i] * d + col, yt);
-      acc = __fadd_rn(acc, weights ? __fmul_rn(w[i], v) : v);
+      load_v<V>(y, rows[i] * d + col, yt, v);
+      for (int q = 0; q < V; ++q) acc[q] = __fadd_rn(acc[q], weights ? __fmul_rn(w[i], v[q]) : v[q]);
     }
-    out[t * d + col] = acc;
+    store_v<V>(out, t * d + col, Elem::F32, acc);
   }
 }
 
+template <int V>
 __global__ void combine_backward_kernel(Elem dout_t, const void* dout, Elem yt, const void* y, const float* weights,
                                         const int64_t* tokens, const int64_t* slots, void* dy, float* dweights,
                                         int64_t d) {
@@ -331,10 +368,15 @@ __global__ void combine_backward_kernel(Elem dout_t, const void* dout, Elem yt, 
   const int64_t r = blockIdx.x, t = tokens[r], slot = slots[r];
   const float w = weights[slot];
   float dot = 0.0f;
-  for (int64_t col = threadIdx.x; col < d; col += blockDim.x) {
-    const float g = load(dout, t * d + col, dout_t);
-    store(dy, r * d + col, yt, __fmul_rn(g, w));
-    dot += g * load(y, r * d + col, yt);
+  for (int64_t col = threadIdx.x * int64_t(V); col < d; col += blockDim.x * int64_t(V)) {
+    float g[V], v[V], out[V];
+    load_v<V>(dout, t * d + col, dout_t, g);
+    load_v<V>(y, r * d + col, yt, v);
+    for (int q = 0; q < V; ++q) {
+      out[q] = __fmul_rn(g[q], w);
+      dot += g[q] * v[q];
+    }
+    store_v<V>(dy, r * d + col, yt, out);
   }
   dot = warp_sum(dot);
   if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = dot;
@@ -344,6 +386,22 @@ __global__ void combine_backward_kernel(Elem dout_t, const void* dout, Elem yt, 
     for (int i = 0; i < kCombineThreads / 32; ++i) total += partial[i];
     dweights[slot] = total;
   }
+}
+
+// Block (·, i): group i's rows, 16 bytes per thread step.
+__global__ void copy_rows_kernel(const uint4* src, uint4* dst, const int64_t* src_row, const int64_t* dst_row,
+                                 const int64_t* count, int64_t cap, int64_t row_units, bool zero_rest) {
+  const int64_t i = blockIdx.y, n = count[i], total = (zero_rest ? cap : n) * row_units;
+  for (int64_t u = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; u < total; u += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = u / row_units, c = u % row_units;
+    dst[(dst_row[i] + r) * row_units + c] = r < n ? src[(src_row[i] + r) * row_units + c] : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// Whether rows of d elements of type t at p can be read V = 4 at a time.
+bool vec4(const void* p, Elem t, int64_t d) {
+  const int64_t bytes = t == Elem::F32 ? 16 : 8;
+  return d % 4 == 0 && reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
 unsigned warp_blocks(int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
@@ -440,18 +498,38 @@ cudaError_t moe_dispatch(const void* x, const int64_t* tokens, void* out, int64_
 cudaError_t moe_combine(Elem yt, const void* y, const float* weights, const int64_t* row_of_slot, float* out,
                         int64_t tokens, int64_t top_k, int64_t d, cudaStream_t s) {
   if (top_k > kMaxMoeTopK) return cudaErrorInvalidValue;
-  if (tokens > 0 && d > 0)
-    combine_kernel<<<static_cast<unsigned>(tokens), kCombineThreads, 0, s>>>(yt, y, weights, row_of_slot, out, top_k,
-                                                                             d);
+  if (tokens == 0 || d == 0) return cudaGetLastError();
+  if (vec4(y, yt, d) && vec4(out, Elem::F32, d))
+    combine_kernel<4><<<static_cast<unsigned>(tokens), kCombineThreads, 0, s>>>(yt, y, weights, row_of_slot, out,
+                                                                                top_k, d);
+  else
+    combine_kernel<1><<<static_cast<unsigned>(tokens), kCombineThreads, 0, s>>>(yt, y, weights, row_of_slot, out,
+                                                                                top_k, d);
   return cudaGetLastError();
 }
 
 cudaError_t moe_combine_backward(Elem dout_t, const void* dout, Elem yt, const void* y, const float* weights,
                                  const int64_t* tokens, const int64_t* slots, void* dy, float* dweights, int64_t rows,
                                  int64_t d, cudaStream_t s) {
-  if (rows > 0)
-    combine_backward_kernel<<<static_cast<unsigned>(rows), kCombineThreads, 0, s>>>(dout_t, dout, yt, y, weights,
-                                                                                    tokens, slots, dy, dweights, d);
+  if (rows == 0) return cudaGetLastError();
+  if (vec4(dout, dout_t, d) && vec4(y, yt, d) && vec4(dy, yt, d))
+    combine_backward_kernel<4><<<static_cast<unsigned>(rows), kCombineThreads, 0, s>>>(
+        dout_t, dout, yt, y, weights, tokens, slots, dy, dweights, d);
+  else
+    combine_backward_kernel<1><<<static_cast<unsigned>(rows), kCombineThreads, 0, s>>>(
+        dout_t, dout, yt, y, weights, tokens, slots, dy, dweights, d);
+  return cudaGetLastError();
+}
+
+cudaError_t moe_copy_rows(const void* src, void* dst, const int64_t* src_row, const int64_t* dst_row,
+                          const int64_t* count, int64_t groups, int64_t cap, int64_t row_bytes, bool zero_rest,
+                          cudaStream_t s) {
+  if (row_bytes % 16 || groups > 65535) return cudaErrorInvalidValue;
+  if (groups == 0 || cap == 0 || row_bytes == 0) return cudaGetLastError();
+  const int64_t units = row_bytes / 16;
+  const int64_t blocks = std::min<int64_t>((cap * units + 255) / 256, 1024);
+  copy_rows_kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(groups)), 256, 0, s>>>(
+      static_cast<const uint4*>(src), static_cast<uint4*>(dst), src_row, dst_row, count, cap, units, zero_rest);
   return cudaGetLastError();
 }
 

@@ -3,13 +3,13 @@
 // shapes need) and one per aux loss (the loss value); everything else stays on the stream.
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
 
-#include "core/log.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
@@ -52,15 +52,14 @@ struct Gemm {
 
 GroupedGemm default_grouped_gemm() {
   const char* env = std::getenv("NEMOTRON_MOE_GEMM");
-  if (!env) return GroupedGemm::Lt;
+  if (!env) return GroupedGemm::Grouped;
   const std::pair<const char*, GroupedGemm> names[] = {{"lt", GroupedGemm::Lt},
                                                        {"lt_streams", GroupedGemm::LtStreams},
-                                                       {"gemmex", GroupedGemm::GemmEx},
                                                        {"grouped", GroupedGemm::Grouped},
-                                                       {"wmma", GroupedGemm::Wmma}};
+                                                       {"padded", GroupedGemm::Padded}};
   for (auto [name, g] : names)
     if (!std::strcmp(env, name)) return g;
-  fail("NEMOTRON_MOE_GEMM must be lt, lt_streams, gemmex, grouped or wmma, got '{}'", env);
+  fail("NEMOTRON_MOE_GEMM must be lt, lt_streams, grouped or padded, got '{}'", env);
 }
 GroupedGemm& grouped_gemm_choice() {
   static GroupedGemm g = default_grouped_gemm();
@@ -77,65 +76,78 @@ cublasHandle_t cublas_handle() {
   return h;
 }
 
-// cuBLASLt: one matmul per problem. The heuristic's answer is cached per shape (expert row counts
-// repeat across steps), so the host cost is the descriptors and the launch. Problem i runs on
-// streams[i % streams.size()], with workspaces[i % ...].
+// A copy of host bytes on the device. From pageable memory the copy is staged before
+// cudaMemcpyAsync returns, so the host buffer may go right after.
+Tensor device_copy(const void* data, size_t bytes) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, Device::cuda());
+  NT_CUDA_CHECK(cudaMemcpyAsync(t.raw_data(), data, bytes, cudaMemcpyHostToDevice, current_stream()));
+  return t;
+}
+
+// A cuBLASLt matmul ready to run: descriptors and the heuristic's algorithm, made once per shape
+// (expert row counts repeat across steps) and kept for the process, so that a problem costs one
+// cublasLtMatmul call on the host.
+struct LtPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
+
+const LtPlan& lt_plan(const Gemm& g, cudaDataType_t ab, cudaDataType_t ct, bool accumulate) {
+  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
+  static std::mutex mu;
+  static auto* plans = new std::map<Key, LtPlan>;  // never freed, like the handle
+  const Key key{g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, int(ab), int(ct), accumulate};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = plans->find(key);
+  if (it != plans->end()) return it->second;
+  LtPlan p;
+  NT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t opa = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, ab, g.ta ? g.k : g.m, g.ta ? g.m : g.k, g.lda));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, ab, g.tb ? g.n : g.k, g.tb ? g.k : g.n, g.ldb));
+  NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, ct, g.m, g.n, g.ldc));
+  cublasLtMatmulPreference_t pref = nullptr;
+  NT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = kLtWorkspaceBytes;
+  NT_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  NT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), p.op, p.a, p.b, p.c, p.c, pref, 1, &heur, &found));
+  cublasLtMatmulPreferenceDestroy(pref);
+  NT_CHECK(found > 0, "cuBLASLt found no algorithm for an expert GEMM of {} x {} x {}", g.m, g.n, g.k);
+  p.algo = heur.algo;
+  return plans->emplace(key, p).first->second;
+}
+
+// One cuBLASLt matmul per problem; problem i runs on streams[i % streams.size()] with that stream's
+// workspace.
 void run_lt(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta,
             const std::vector<cudaStream_t>& streams, const std::vector<Tensor>& workspaces) {
-  using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, int, bool>;
-  static std::map<Key, cublasLtMatmulAlgo_t> cache;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  if (cache.size() > 8192) cache.clear();
   const float alpha = 1.0f;
-  size_t ws_bytes = static_cast<size_t>(workspaces[0].numel());
   for (size_t i = 0; i < gemms.size(); ++i) {
     const Gemm& g = gemms[i];
-    cublasLtMatmulDesc_t op = nullptr;
-    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-    NT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t opa = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-    NT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-    NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.ta ? g.k : g.m, g.ta ? g.m : g.k, g.lda));
-    NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.tb ? g.n : g.k, g.tb ? g.k : g.n, g.ldb));
-    NT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, ct, g.m, g.n, g.ldc));
-    const Key key{g.ta, g.tb, g.m, g.n, g.k, int(ab), int(ct), beta != 0.0f};
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-      cublasLtMatmulPreference_t pref = nullptr;
-      NT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-      NT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                                           sizeof(ws_bytes)));
-      cublasLtMatmulHeuristicResult_t heur{};
-      int found = 0;
-      NT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(), op, la, lb, lc, lc, pref, 1, &heur, &found));
-      cublasLtMatmulPreferenceDestroy(pref);
-      NT_CHECK(found > 0, "cuBLASLt found no algorithm for an expert GEMM of {} x {} x {}", g.m, g.n, g.k);
-      it = cache.emplace(key, heur.algo).first;
-    }
+    const LtPlan& p = lt_plan(g, ab, ct, beta != 0.0f);
     const size_t s = i % streams.size();
-    NT_CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(), op, &alpha, g.a, la, g.b, lb, &beta, g.c, lc, g.c, lc,
-                                   &it->second, workspaces[s].raw_data(), ws_bytes, streams[s]));
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatmulDescDestroy(op);
+    NT_CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(), p.op, &alpha, g.a, p.a, g.b, p.b, &beta, g.c, p.c, g.c, p.c,
+                                   &p.algo, workspaces[s].raw_data(), kLtWorkspaceBytes, streams[s]));
   }
 }
 
-// The op stream and its cuBLASLt workspace.
 void run_lt_one_stream(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
-  // Never freed: process-lifetime, like the stream (a static Tensor would outlive the allocator).
-  static const std::vector<Tensor>* workspace =
-      new std::vector<Tensor>{Tensor::empty({32 << 20}, DType::U8, Device::cuda())};
+  static const auto* workspace =  // never freed: a static Tensor would outlive the allocator
+      new std::vector<Tensor>{Tensor::empty({static_cast<int64_t>(kLtWorkspaceBytes)}, DType::U8, Device::cuda())};
   run_lt(gemms, ab, ct, beta, {current_stream()}, *workspace);
 }
 
 // Side streams that start after the work queued so far on the op stream and that the op stream waits
-// for at the end, so that the experts' GEMMs overlap and the ops stay ordered on one stream.
+// for at the end: the experts' small GEMMs run side by side and the ops stay ordered on one stream.
 void run_lt_streams(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
-  constexpr int kStreams = 4;
+  constexpr int kStreams = 8;
   struct Side {
     std::vector<cudaStream_t> streams;
     std::vector<Tensor> workspaces;
@@ -151,31 +163,25 @@ void run_lt_streams(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataT
       NT_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
       s->streams.push_back(st);
       s->done.push_back(ev);
-      s->workspaces.push_back(Tensor::empty({32 << 20}, DType::U8, Device::cuda()));
+      s->workspaces.push_back(Tensor::empty({static_cast<int64_t>(kLtWorkspaceBytes)}, DType::U8, Device::cuda()));
     }
     NT_CUDA_CHECK(cudaEventCreateWithFlags(&s->start, cudaEventDisableTiming));
     return s;
   }();
+  const int used = static_cast<int>(std::min<size_t>(kStreams, gemms.size()));
   NT_CUDA_CHECK(cudaEventRecord(side.start, current_stream()));
-  for (cudaStream_t st : side.streams) NT_CUDA_CHECK(cudaStreamWaitEvent(st, side.start, 0));
-  run_lt(gemms, ab, ct, beta, side.streams, side.workspaces);
-  for (int i = 0; i < kStreams; ++i) {
+  for (int i = 0; i < used; ++i) NT_CUDA_CHECK(cudaStreamWaitEvent(side.streams[i], side.start, 0));
+  run_lt(gemms, ab, ct, beta, std::vector<cudaStream_t>(side.streams.begin(), side.streams.begin() + used),
+         side.workspaces);
+  for (int i = 0; i < used; ++i) {
     NT_CUDA_CHECK(cudaEventRecord(side.done[i], side.streams[i]));
     NT_CUDA_CHECK(cudaStreamWaitEvent(current_stream(), side.done[i], 0));
   }
 }
 
-void run_gemmex(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
-  cublasHandle_t h = cublas_handle();
-  const float alpha = 1.0f;
-  for (const Gemm& g : gemms)
-    NT_CUBLAS_CHECK(cublasGemmEx(h, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N, g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, int(g.m),
-                                 int(g.n), int(g.k), &alpha, g.a, ab, int(g.lda), g.b, ab, int(g.ldb), &beta, g.c, ct,
-                                 int(g.ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
 // cublasGemmGroupedBatchedEx: every problem its own group of one; the pointer arrays go to the device
-// in one copy. Falls back to the per-problem loop where cuBLAS does not support the type combination.
+// in one copy. cuBLAS 13.0 has no bf16 → F32-accumulate combination here (the weight gradients):
+// those run as cuBLASLt matmuls on side streams.
 void run_grouped(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
   const size_t n = gemms.size();
   std::vector<cublasOperation_t> ta(n), tb(n);
@@ -192,34 +198,23 @@ void run_grouped(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType
     pointers[n + i] = g.b;
     pointers[2 * n + i] = g.c;
   }
-  // From pageable memory the copy is staged before cudaMemcpyAsync returns, so `pointers` may go.
-  Tensor dev = Tensor::empty({static_cast<int64_t>(3 * n)}, DType::I64, Device::cuda());
-  NT_CUDA_CHECK(cudaMemcpyAsync(dev.raw_data(), pointers.data(), 3 * n * sizeof(void*), cudaMemcpyHostToDevice,
-                                current_stream()));
+  const Tensor dev = device_copy(pointers.data(), pointers.size() * sizeof(void*));
   const void* const* pa = static_cast<const void* const*>(dev.raw_data());
-  cublasStatus_t st = cublasGemmGroupedBatchedEx(cublas_handle(), ta.data(), tb.data(), m.data(), nn.data(), k.data(),
-                                                 alpha.data(), pa, ab, lda.data(), pa + n, ab, ldb.data(), betas.data(),
-                                                 const_cast<void* const*>(pa + 2 * n), ct, ldc.data(), int(n),
-                                                 size.data(), CUBLAS_COMPUTE_32F);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED) {
-    static std::once_flag warned;
-    std::call_once(warned, [&] {
-      log_warning("cublasGemmGroupedBatchedEx does not support A/B type {} with C type {}: one GEMM per expert instead",
-                int(ab), int(ct));
-    });
-    run_gemmex(gemms, ab, ct, beta);
-    return;
-  }
+  const cublasStatus_t st = cublasGemmGroupedBatchedEx(
+      cublas_handle(), ta.data(), tb.data(), m.data(), nn.data(), k.data(), alpha.data(), pa, ab, lda.data(), pa + n,
+      ab, ldb.data(), betas.data(), const_cast<void* const*>(pa + 2 * n), ct, ldc.data(), int(n), size.data(),
+      CUBLAS_COMPUTE_32F);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED) return run_lt_streams(gemms, ab, ct, beta);
   NT_CUBLAS_CHECK(st);
 }
 
 void run_gemms(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t ct, float beta) {
   if (gemms.empty()) return;
   switch (grouped_gemm_choice()) {
+    case GroupedGemm::Lt: return run_lt_one_stream(gemms, ab, ct, beta);
     case GroupedGemm::LtStreams: return run_lt_streams(gemms, ab, ct, beta);
-    case GroupedGemm::GemmEx: return run_gemmex(gemms, ab, ct, beta);
-    case GroupedGemm::Grouped: return run_grouped(gemms, ab, ct, beta);
-    default: return run_lt_one_stream(gemms, ab, ct, beta);  // Lt, and Wmma's fallback
+    case GroupedGemm::Grouped:
+    case GroupedGemm::Padded: return run_grouped(gemms, ab, ct, beta);  // Padded's fallback
   }
 }
 
@@ -229,34 +224,62 @@ const char* at_bytes(const Tensor& t, int64_t elements) {
   return static_cast<const char*>(t.raw_data()) + elements * static_cast<int64_t>(elem_bytes(t.dtype()));
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// The padded backend: every expert but the last few computes `cap` rows (the largest count) in one
+// cublasGemmBatchedEx, reading its rows in place (the rows after its own belong to the next experts)
+// and writing a padded scratch that a copy compacts; experts whose `cap` rows would run past the end
+// of the input ("tail") run alone. Worth it only while the padding stays small.
+struct Padding {
+  int64_t cap = 0;
+  std::vector<size_t> batched, tail;  // expert indices
+  std::vector<int64_t> offset;        // first row of each expert
+};
 
-// Whether the WMMA kernel takes these operands: bf16, the chosen backend, sizes multiples of 8 and
-// 16-byte aligned bases (offsets of whole rows keep that alignment).
-bool use_wmma(DType dtype, int64_t n, int64_t k, std::initializer_list<const void*> bases) {
-  if (grouped_gemm_choice() != GroupedGemm::Wmma || dtype != DType::BF16 || n % 8 || k % 8) return false;
-  for (const void* p : bases)
-    if (!aligned16(p)) return false;
-  return n < (int64_t{1} << 31) && k < (int64_t{1} << 31);
+bool plan_padding(const std::vector<int64_t>& counts, Padding& p) {
+  int64_t rows = 0, nonempty = 0;
+  p.offset.resize(counts.size());
+  for (size_t e = 0; e < counts.size(); ++e) {
+    p.offset[e] = rows;
+    rows += counts[e];
+    nonempty += counts[e] > 0;
+    p.cap = std::max(p.cap, counts[e]);
+  }
+  if (grouped_gemm_choice() != GroupedGemm::Padded || nonempty < 2 || 2 * p.cap * nonempty > 3 * rows) return false;
+  for (size_t e = 0; e < counts.size(); ++e)
+    if (counts[e] > 0) (p.offset[e] + p.cap <= rows ? p.batched : p.tail).push_back(e);
+  return p.batched.size() >= 2;
 }
 
-// Copies the groups (with their tile offsets) to the device and launches the WMMA kernel.
-void run_wmma(std::vector<launch::GroupedGemmGroup>& groups, bool a_k, bool b_k, int64_t lda, int64_t ldb,
-              int64_t ldc, bool accumulate) {
-  int64_t tiles = 0;
-  for (launch::GroupedGemmGroup& g : groups) {
-    g.tile_start = static_cast<int32_t>(tiles);
-    tiles += int64_t((g.m + launch::kGroupedTile - 1) / launch::kGroupedTile) *
-             ((g.n + launch::kGroupedTile - 1) / launch::kGroupedTile);
-  }
-  NT_CHECK(tiles < (int64_t{1} << 31), "grouped GEMM of {} tiles is too large", tiles);
-  if (groups.empty() || tiles == 0) return;
-  const size_t bytes = groups.size() * sizeof(launch::GroupedGemmGroup);
-  Tensor dev = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, Device::cuda());
-  NT_CUDA_CHECK(cudaMemcpyAsync(dev.raw_data(), groups.data(), bytes, cudaMemcpyHostToDevice, current_stream()));
-  NT_CUDA_CHECK(launch::grouped_gemm_bf16(static_cast<const launch::GroupedGemmGroup*>(dev.raw_data()),
-                                          static_cast<int>(groups.size()), static_cast<int>(tiles), a_k, b_k, lda, ldb,
-                                          ldc, accumulate, current_stream()));
+// cublasGemmBatchedEx over uniform problems with per-problem pointers; false when cuBLAS does not
+// support the type combination.
+bool run_batched(const Gemm& shape, const std::vector<const void*>& a, const std::vector<const void*>& b,
+                 const std::vector<void*>& c, cudaDataType_t ab, cudaDataType_t ct, float beta) {
+  const size_t n = a.size();
+  std::vector<const void*> pointers(a);
+  pointers.insert(pointers.end(), b.begin(), b.end());
+  pointers.insert(pointers.end(), c.begin(), c.end());
+  const Tensor dev = device_copy(pointers.data(), pointers.size() * sizeof(void*));
+  const void* const* pa = static_cast<const void* const*>(dev.raw_data());
+  const float alpha = 1.0f;
+  const cublasStatus_t st = cublasGemmBatchedEx(
+      cublas_handle(), shape.ta ? CUBLAS_OP_T : CUBLAS_OP_N, shape.tb ? CUBLAS_OP_T : CUBLAS_OP_N, int(shape.m),
+      int(shape.n), int(shape.k), &alpha, pa, ab, int(shape.lda), pa + n, ab, int(shape.ldb), &beta,
+      const_cast<void* const*>(pa + 2 * n), ct, int(shape.ldc), int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+  NT_CUBLAS_CHECK(st);
+  return true;
+}
+
+// Copies count[i] rows of row_bytes from src row src_row[i] to dst row dst_row[i] for each i; with
+// zero_rest, rows [count[i], cap) after dst_row[i] become zeros.
+void copy_rows(const void* src, void* dst, const std::vector<int64_t>& src_row, const std::vector<int64_t>& dst_row,
+               const std::vector<int64_t>& count, int64_t cap, int64_t row_bytes, bool zero_rest) {
+  std::vector<int64_t> table(src_row);
+  table.insert(table.end(), dst_row.begin(), dst_row.end());
+  table.insert(table.end(), count.begin(), count.end());
+  const Tensor dev = device_copy(table.data(), table.size() * sizeof(int64_t));
+  const int64_t* t = static_cast<const int64_t*>(dev.raw_data());
+  const int64_t n = static_cast<int64_t>(count.size());
+  NT_CUDA_CHECK(launch::moe_copy_rows(src, dst, t, t + n, t + 2 * n, n, cap, row_bytes, zero_rest, current_stream()));
 }
 
 }  // namespace
@@ -396,33 +419,45 @@ Tensor moe_grouped_matmul(const Tensor& x_in, const std::vector<int64_t>& counts
   }
   std::vector<Tensor> w(weights.size());  // contiguous (copies of views)
   for (size_t e = 0; e < weights.size(); ++e) w[e] = weights[e].contiguous();
-  std::vector<const void*> bases = {x.raw_data(), out.raw_data()};
-  for (const Tensor& t : w) bases.push_back(t.raw_data());
-  bool wmma = use_wmma(x.dtype(), N, K, {});
-  for (const void* b : bases) wmma = wmma && aligned16(b);
-  if (wmma) {
-    // C = out rows [at, at + c) [c, N]; A(m, k) = x[at + m, k]; B(k, n) = W[n, k] (trans_w) or W[k, n].
-    std::vector<launch::GroupedGemmGroup> groups;
-    int64_t at = 0;
-    for (size_t e = 0; e < counts.size(); ++e) {
-      if (counts[e] > 0)
-        groups.push_back({at_bytes(x, at * K), w[e].raw_data(), const_cast<char*>(at_bytes(out, at * N)),
-                          static_cast<int32_t>(counts[e]), static_cast<int32_t>(N), static_cast<int32_t>(K), 0});
-      at += counts[e];
-    }
-    run_wmma(groups, true, trans_w, K, trans_w ? K : N, N, false);
-    return out;
-  }
+  const cudaDataType_t t = cuda_type(x.dtype());
+  const int64_t es = static_cast<int64_t>(elem_bytes(x.dtype()));
   // Row-major y_e [c, N] = x_e [c, K] · op(W_e) is column-major y_eᵀ [N, c] = op(W_e)ᵀ x_eᵀ.
-  std::vector<Gemm> gemms;
+  auto problem = [&](size_t e, int64_t n_rows, const void* xe, void* ye) {
+    return Gemm{trans_w, false, N, n_rows, K, w[e].raw_data(), trans_w ? K : N, xe, K, ye, N};
+  };
+  std::vector<Gemm> gemms;  // the experts that run one by one
+  Padding pad;
+  bool padded = plan_padding(counts, pad) && (N * es) % 16 == 0;
+  if (padded) {
+    Tensor scratch = Tensor::empty({static_cast<int64_t>(pad.batched.size()) * pad.cap, N}, x.dtype(), x.device());
+    std::vector<const void*> a, b;
+    std::vector<void*> c;
+    std::vector<int64_t> src_row, dst_row, count;
+    for (size_t i = 0; i < pad.batched.size(); ++i) {
+      const size_t e = pad.batched[i];
+      a.push_back(w[e].raw_data());
+      b.push_back(at_bytes(x, pad.offset[e] * K));
+      c.push_back(const_cast<char*>(at_bytes(scratch, int64_t(i) * pad.cap * N)));
+      src_row.push_back(int64_t(i) * pad.cap);
+      dst_row.push_back(pad.offset[e]);
+      count.push_back(counts[e]);
+    }
+    padded = run_batched(problem(pad.batched[0], pad.cap, nullptr, nullptr), a, b, c, t, t, 0.0f);
+    if (padded) {
+      copy_rows(scratch.raw_data(), out.raw_data(), src_row, dst_row, count, pad.cap, N * es, false);
+      for (size_t e : pad.tail)
+        gemms.push_back(problem(e, counts[e], at_bytes(x, pad.offset[e] * K),
+                                const_cast<char*>(at_bytes(out, pad.offset[e] * N))));
+      run_lt_one_stream(gemms, t, t, 0.0f);
+      return out;
+    }
+  }
   int64_t at = 0;
   for (size_t e = 0; e < counts.size(); ++e) {
     if (counts[e] > 0)
-      gemms.push_back({trans_w, false, N, counts[e], K, w[e].raw_data(), trans_w ? K : N, at_bytes(x, at * K), K,
-                       const_cast<char*>(at_bytes(out, at * N)), N});
+      gemms.push_back(problem(e, counts[e], at_bytes(x, at * K), const_cast<char*>(at_bytes(out, at * N))));
     at += counts[e];
   }
-  const cudaDataType_t t = cuda_type(x.dtype());
   run_gemms(gemms, t, t, 0.0f);
   return out;
 }
@@ -432,31 +467,46 @@ void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy_in, c
   Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   const int64_t K = x.size(1), N = dy.size(1);
   if (K == 0 || N == 0) return;
-  bool wmma = use_wmma(x.dtype(), N, K, {x.raw_data(), dy.raw_data()});
-  for (const Tensor& g : grads) wmma = wmma && aligned16(g.raw_data());
-  if (wmma) {
-    // C = G_e [N, K] +=; A(m, k) = dy[at + k, m] (m contiguous); B(k, n) = x[at + k, n] (n contiguous).
-    std::vector<launch::GroupedGemmGroup> groups;
-    int64_t at = 0;
-    for (size_t e = 0; e < counts.size(); ++e) {
-      if (counts[e] > 0)
-        groups.push_back({at_bytes(dy, at * N), at_bytes(x, at * K), grads[e].raw_data(), static_cast<int32_t>(N),
-                          static_cast<int32_t>(K), static_cast<int32_t>(counts[e]), 0});
-      at += counts[e];
-    }
-    run_wmma(groups, false, false, N, K, K, true);
-    return;
-  }
+  const cudaDataType_t t = cuda_type(x.dtype());
+  const int64_t es = static_cast<int64_t>(elem_bytes(x.dtype()));
   // Row-major G_e [N, K] += dy_eᵀ x_e is column-major G_eᵀ [K, N] += x_eᵀ-as-[K, c] · (dy_e as [N, c])ᵀ.
+  auto problem = [&](size_t e, int64_t n_rows, const void* xe, const void* dye) {
+    return Gemm{false, true, K, N, n_rows, xe, K, dye, N, grads[e].raw_data(), K};
+  };
   std::vector<Gemm> gemms;
+  Padding pad;
+  bool padded = plan_padding(counts, pad) && (N * es) % 16 == 0;
+  if (padded) {
+    // The batched GEMMs sum over `cap` rows: each expert's dy is copied into a zero-padded block, so
+    // the rows of x after its own (the next experts', finite) add nothing.
+    Tensor dy_pad = Tensor::empty({static_cast<int64_t>(pad.batched.size()) * pad.cap, N}, dy.dtype(), dy.device());
+    std::vector<const void*> a, b;
+    std::vector<void*> c;
+    std::vector<int64_t> src_row, dst_row, count;
+    for (size_t i = 0; i < pad.batched.size(); ++i) {
+      const size_t e = pad.batched[i];
+      a.push_back(at_bytes(x, pad.offset[e] * K));
+      b.push_back(at_bytes(dy_pad, int64_t(i) * pad.cap * N));
+      c.push_back(grads[e].raw_data());
+      src_row.push_back(pad.offset[e]);
+      dst_row.push_back(int64_t(i) * pad.cap);
+      count.push_back(counts[e]);
+    }
+    copy_rows(dy.raw_data(), dy_pad.raw_data(), src_row, dst_row, count, pad.cap, N * es, true);
+    padded = run_batched(problem(pad.batched[0], pad.cap, nullptr, nullptr), a, b, c, t, CUDA_R_32F, 1.0f);
+    if (padded) {
+      for (size_t e : pad.tail)
+        gemms.push_back(problem(e, counts[e], at_bytes(x, pad.offset[e] * K), at_bytes(dy, pad.offset[e] * N)));
+      run_lt_one_stream(gemms, t, CUDA_R_32F, 1.0f);
+      return;
+    }
+  }
   int64_t at = 0;
   for (size_t e = 0; e < counts.size(); ++e) {
-    if (counts[e] > 0)
-      gemms.push_back({false, true, K, N, counts[e], at_bytes(x, at * K), K, at_bytes(dy, at * N), N,
-                       grads[e].raw_data(), K});
+    if (counts[e] > 0) gemms.push_back(problem(e, counts[e], at_bytes(x, at * K), at_bytes(dy, at * N)));
     at += counts[e];
   }
-  run_gemms(gemms, cuda_type(x.dtype()), CUDA_R_32F, 1.0f);
+  run_gemms(gemms, t, CUDA_R_32F, 1.0f);
 }
 
 }  // namespace nemotron::cuda

@@ -86,8 +86,8 @@ TEST(MoeOps, RouteMatchesAFullSortWithGroupsAndBias) {
   const int64_t tokens = 37, E = 16;
   Tensor scores = random_tensor({tokens, E}, 1, 0.0f, 1.0f);
   Tensor bias = random_tensor({E}, 2, -0.1f, 0.1f);
-  for (ops::MoeRouterSettings rs : {ops::MoeRouterSettings{6, 1, 1, true, 2.5}, ops::MoeRouterSettings{3, 4, 2, true, 1.0},
-                                    ops::MoeRouterSettings{2, 8, 3, false, 5.0}}) {
+  using S = ops::MoeRouterSettings;
+  for (S rs : {S{6, 1, 1, true, 2.5}, S{3, 4, 2, true, 1.0}, S{2, 8, 3, false, 5.0}}) {
     ops::MoeRouting r = ops::moe_route(scores, bias, rs);
     NaiveRoute n = naive_route(scores.to_f32_vector(), bias.to_f32_vector(), E, rs);
     EXPECT_EQ(r.indices.to_i64_vector(), n.indices) << "n_group " << rs.n_group;
