@@ -89,21 +89,27 @@ double output_layer_loss(const Tensor& h_in, const Tensor& head, const Tensor& l
   const Tensor h = h_in.contiguous();
   const int64_t n = h.size(0), vocab = head.size(0);
   const bool backward = dh != nullptr && grad_scale != 0.0;
-  // At most ~16M logits (64 MB in F32) per chunk.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / vocab);
-  double total = 0.0;
-  std::vector<Tensor> dh_parts;
+  // Logits per chunk: ~16M (64 MB in F32) on the CPU; on a GPU ~512M (1 GiB in bf16), so that the
+  // 4096 rows of a long sequence make one chunk: every chunk reads and writes the whole fp32
+  // lm_head gradient once, and small chunks make thin, slow GEMMs.
+  const int64_t budget = h.device().is_cuda() ? int64_t{1} << 29 : int64_t{1} << 24;
+  const int64_t chunk = std::max<int64_t>(1, budget / vocab);
+  std::vector<Tensor> row_losses, dh_parts;
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
     Tensor hc = h.narrow(0, r0, rows);
     Tensor logits = ops::linear(hc, head);  // [rows, V]; becomes d logits when backward
-    Tensor row_loss = ops::cross_entropy_(logits, labels.narrow(0, r0, rows), weights.narrow(0, r0, rows),
-                                          backward ? static_cast<float>(grad_scale) : 0.0f);
-    for (float v : row_loss.to(Device::cpu()).to_f32_vector()) total += v;
+    row_losses.push_back(ops::cross_entropy_(logits, labels.narrow(0, r0, rows), weights.narrow(0, r0, rows),
+                                             backward ? static_cast<float>(grad_scale) : 0.0f));
     if (!backward) continue;
     dh_parts.push_back(ops::matmul(logits, head));
     if (head_param) ops::matmul_add_(head_param->grad_buffer(), logits, hc, /*trans_a=*/true);
   }
+  // One copy to the host at the end (a copy per chunk would stall the GPU once per chunk).
+  double total = 0.0;
+  if (!row_losses.empty())
+    for (float v : (row_losses.size() == 1 ? row_losses[0] : ops::cat(row_losses, 0)).to(Device::cpu()).to_f32_vector())
+      total += v;
   if (dh) {
     if (!backward) *dh = Tensor::zeros(h.shape(), DType::F32, h.device());
     else *dh = dh_parts.size() == 1 ? dh_parts[0] : ops::cat(dh_parts, 0);
