@@ -19,6 +19,10 @@
 //   megatron  Megatron-LM's hybrid_flops (training.py; spec/anchors.md §2.1.1): its Mamba term
 //             assumes d_inner = 2 x hidden and adds 7·d_inner·N for the scan, attention counts half
 //             the square; the training-step value (x 3). For the forward mode it is divided by 3.
+// After the table, for the first bf16 train measurement: where the step's time goes, each decoder
+// block's training forward and backward timed alone (synchronised around each), summed by layer
+// kind; the rest of the step is the embedding, the final norm, the output layer with the fused
+// cross-entropy, and the gaps between kernels.
 // Also the peak GPU memory of the caching allocator (parameters included; the peak so far, so list
 // sequence lengths in ascending order). One JSON line per result as it completes, then a table.
 // Without a GPU it prints the FLOP counts and exits 0.
@@ -33,6 +37,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,6 +45,7 @@
 #include "core/strings.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
+#include "kernels/ops.h"
 #include "model/hybrid_model.h"
 #ifdef NEMOTRON_WITH_CUDA
 #include "kernels/cuda/device.h"
@@ -319,6 +325,52 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // ---- where a bf16 training step goes, by layer kind
+  for (const Result& r : results) {
+    if (r.mode != "train" || r.dtype != "bf16") continue;
+    model.set_compute_dtype(DType::BF16);
+    model.zero_grad();
+    std::vector<int64_t> ids(static_cast<size_t>(r.seq));
+    for (int64_t& t : ids) t = std::uniform_int_distribution<int64_t>(0, config.vocab_size - 1)(gen);
+    const Tensor tokens = Tensor::from_vector(ids, {1, r.seq}).to(Device::cuda());
+    std::map<std::string, std::pair<double, double>> by_kind;  // forward ms, backward ms
+    auto now = [] {
+      cuda::synchronize();
+      return std::chrono::steady_clock::now();
+    };
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    for (int repeat = 0; repeat < 2; ++repeat) {  // the first pass warms up; the second is kept
+      by_kind.clear();
+      TrainContext ctx;
+      std::vector<BlockSaved> saved(model.layers.size());
+      Tensor h = model.embed(tokens);
+      for (size_t l = 0; l < model.layers.size(); ++l) {
+        const auto t0 = now();
+        h = model.layers[l].forward_train(h, saved[l], ctx);
+        by_kind[std::string(layer_kind_name(model.layers[l].kind()))].first += ms(t0, now());
+      }
+      Tensor dh = ops::scale(h, 1e-3f);
+      for (size_t l = model.layers.size(); l-- > 0;) {
+        const auto t0 = now();
+        dh = model.layers[l].backward(dh, saved[l], ctx);
+        by_kind[std::string(layer_kind_name(model.layers[l].kind()))].second += ms(t0, now());
+      }
+    }
+    double blocks = 0;
+    std::printf("where a bf16 training step at seq %lld goes (%.1f ms measured):\n", static_cast<long long>(r.seq),
+                1e3 * r.seconds_per_iter);
+    std::printf("%-36s %10s %10s %10s %8s\n", "part", "fwd ms", "bwd ms", "total ms", "share");
+    for (const auto& [kind, t] : by_kind) {
+      blocks += t.first + t.second;
+      std::printf("%-36s %10.2f %10.2f %10.2f %7.1f%%\n", (kind + " blocks").c_str(), t.first, t.second,
+                  t.first + t.second, 100.0 * (t.first + t.second) / (1e3 * r.seconds_per_iter));
+    }
+    const double rest = 1e3 * r.seconds_per_iter - blocks;
+    std::printf("%-36s %10s %10s %10.2f %7.1f%%\n", "embedding, norm_f, output layer + CE", "", "", rest,
+                100.0 * rest / (1e3 * r.seconds_per_iter));
+    break;
+  }
+
   std::printf("%8s %6s %8s %10s %12s %14s %16s %10s\n", "mode", "dtype", "seq", "s/iter", "tokens/s",
               "TFLOP/s exact", "TFLOP/s megatron", "peak GiB");
   for (const Result& r : results)

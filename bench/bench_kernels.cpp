@@ -6,7 +6,7 @@
 //
 // Columns: milliseconds per call, the work it does (FLOPs or bytes, as the row says), and the achieved
 // rate as a fraction of the ceiling row of its kind. FLOPs count useful work:
-//   GEMM                  2·M·N·K
+//   GEMM                  2·M·N·K (grouped: summed over the experts' row blocks)
 //   SSD (chunk Q)         per token and head 2·Q·P + 4·N·P, plus 2·Q·N per token and group (C·Bᵀ);
 //                         the backward counts 2 x the forward
 //   causal attention      forward 2·T²·heads·head_dim (QKᵀ and PV over the lower triangle), backward
@@ -131,6 +131,27 @@ int main(int argc, char** argv) {
     Tensor dy = random({T, g.out}, bf16, 1.0f, 5), dw = Tensor::zeros({g.out, g.in}, DType::F32, Device::cuda());
     add(fmt::format("{} wgrad (fp32 accumulate)", g.name), "FLOP",
         time_ms([&] { ops::matmul_add_(dw, dy, x, /*trans_a=*/true); }, iters), flops, gemm_peak);
+  }
+
+  // ---- routed experts: 4096 tokens x top-6 over 128 experts (uniformly drawn expert per assignment)
+  {
+    const int64_t E = 128, rows = T * 6, I = 1856;
+    std::mt19937 gen(18);
+    std::vector<int64_t> counts(static_cast<size_t>(E), 0);
+    for (int64_t i = 0; i < rows; ++i) ++counts[std::uniform_int_distribution<size_t>(0, E - 1)(gen)];
+    Tensor x = random({rows, H}, bf16, 1.0f, 19), dy = random({rows, I}, bf16, 1.0f, 20);
+    std::vector<Tensor> w, grads;
+    for (int64_t e = 0; e < E; ++e) {
+      w.push_back(random({I, H}, bf16, 0.02f, 100 + static_cast<uint32_t>(e)));
+      grads.push_back(Tensor::zeros({I, H}, DType::F32, Device::cuda()));
+    }
+    const double flops = 2.0 * rows * I * H;
+    add(fmt::format("MoE grouped GEMM up fwd ({} rows, 128 experts)", rows), "FLOP",
+        time_ms([&] { ops::moe_grouped_matmul(x, counts, w, /*trans_w=*/true); }, iters), flops, gemm_peak);
+    add("MoE grouped GEMM up dgrad", "FLOP",
+        time_ms([&] { ops::moe_grouped_matmul(dy, counts, w, /*trans_w=*/false); }, iters), flops, gemm_peak);
+    add("MoE grouped GEMM up wgrad (fp32 accumulate)", "FLOP",
+        time_ms([&] { ops::moe_grouped_weight_grad_(grads, dy, x, counts); }, iters), flops, gemm_peak);
   }
 
   // ---- fused cross-entropy over the vocabulary
