@@ -98,7 +98,7 @@ generate::SamplingParams sampling_from_args(const Args& args) {
 int run_generate(const Args& args) {
   checkpoint::Layout layout = layout_from_args(args);
   NT_CHECK(layout.tp == 1 && layout.ep == 1 && layout.pp == 1,
-           "generation runs in one process on the CPU for now: use --tp 1 --ep 1 --pp 1 (a checkpoint saved with any "
+           "generation runs in one process for now: use --tp 1 --ep 1 --pp 1 (a checkpoint saved with any "
            "layout is resharded on load)");
   const std::optional<std::string> hf_dir = args.get("hf-model-path");
   const std::optional<std::string> native = args.get("megatron-load-path");
@@ -106,6 +106,14 @@ int run_generate(const Args& args) {
                              "checkpoint)");
 
   // Settings that need no model are checked first, so that mistakes fail fast.
+  const Device device = device_from_name(args.get_or("device", "auto"));
+  const std::string dtype_name = args.get_or("dtype", "f32");
+  NT_CHECK(dtype_name == "f32" || dtype_name == "bf16", "--dtype must be f32 or bf16, got '{}'", dtype_name);
+  const DType compute_dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
+  NT_CHECK(compute_dtype == DType::F32 || !device.is_cpu(),
+           "--dtype bf16 computes on a GPU only (the CPU computes in fp32), and this run is on the CPU{}: use "
+           "--device cuda or --dtype f32",
+           args.has("device") ? "" : " (--device auto found no GPU)");
   generate::GenerationConfig config;
   config.max_new_tokens = args.get_int("max-new-tokens", 32);
   NT_CHECK(config.max_new_tokens >= 0, "--max-new-tokens must be >= 0, got {}", config.max_new_tokens);
@@ -133,6 +141,8 @@ int run_generate(const Args& args) {
     checkpoint::load_native_weights(m, reader);
     return m;
   }();
+  model.to(device);  // fp32 master weights; bf16 adds working copies of the GEMM matrices
+  model.set_compute_dtype(compute_dtype);
   const std::string side_dir = native ? checkpoint::Reader::open(*native).dir() : *hf_dir;
   const std::string tokenizer_dir = args.get_or("tokenizer", hf_dir ? *hf_dir : side_dir);
   std::optional<tokenizer::Tokenizer> tok;
@@ -235,6 +245,9 @@ Command generate_command() {
       {"stop", "stop when the text contains this string (a JSON list of strings for several)", true, "", {}},
       {"speculative", "speculative decoding method: mtp (the model's multi-token-prediction block)", true, "", {}},
       {"num-draft-tokens", "--speculative: draft tokens per round", true, "3", {"num-speculative-tokens"}},
+      {"device", "auto (a GPU when there is one), cpu or cuda", true, "auto", {}},
+      {"dtype", "compute dtype: f32, or bf16 (GPU only: bf16 weights and activations, fp32 norms, router, SSM "
+                "state and KV cache)", true, "f32", {}},
       {"prefill-chunk-size", "prompt positions per prefill step", true, "512", {}},
       {"print-ids", "print the generated ids as a JSON list per sequence (default without a tokenizer)", false, "", {}},
       {"skip-special-tokens", "leave special tokens out of the printed text", false, "", {}},
@@ -245,7 +258,8 @@ Command generate_command() {
           "Usage: nemotron generate (--hf-model DIR | --megatron-load-path DIR) (--prompt TEXT | --prompts 'A|B' |\n"
           "                         --input-ids 1,2,3) [--chat] [--max-new-tokens N] [--temperature T] [--top-k K]\n"
           "                         [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--stop TEXT]\n"
-          "                         [--speculative mtp --num-draft-tokens K] [--print-ids]\n\n"
+          "                         [--speculative mtp --num-draft-tokens K] [--device auto|cpu|cuda] [--dtype f32|bf16]\n"
+          "                         [--print-ids]\n\n"
           "Greedy unless --temperature > 0 or --do-sample. One prompt streams its text as it is generated;\n"
           "several are printed when done. Without a tokenizer (or with --print-ids) the generated ids are\n"
           "printed as a JSON list per sequence. A statistics line goes to stderr at the end: prefill and\n"
