@@ -27,6 +27,30 @@ Tensor ids_tensor(const std::vector<std::vector<int32_t>>& rows) {
   return Tensor::from_vector(flat, {static_cast<int64_t>(rows.size()), cols});
 }
 
+// I64 token ids [B, n_i] joined along dim 0 or 1, on their device (ops::cat keeps the dtype on a
+// GPU; its CPU op computes in F32, so the host joins them here).
+Tensor cat_ids(const std::vector<Tensor>& parts, int64_t dim) {
+  if (!parts[0].device().is_cpu()) return ops::cat(parts, dim);
+  std::vector<std::vector<int64_t>> values;
+  int64_t rows = 0, cols = 0;
+  for (const Tensor& p : parts) {
+    values.push_back(p.to(DType::I64).contiguous().to_i64_vector());
+    rows = dim == 0 ? rows + p.size(0) : p.size(0);
+    cols = dim == 0 ? p.size(1) : cols + p.size(1);
+  }
+  std::vector<int64_t> out;
+  if (dim == 0) {
+    for (const auto& v : values) out.insert(out.end(), v.begin(), v.end());
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const int64_t n = parts[i].size(1);
+        out.insert(out.end(), values[i].begin() + r * n, values[i].begin() + (r + 1) * n);
+      }
+  }
+  return Tensor::from_vector(out, {rows, cols});
+}
+
 // Logits after the repetition penalty over `seen` (the sequence so far) and `extra` (the drafts before
 // this position).
 std::vector<float> penalized(std::span<const float> logits, const std::vector<int32_t>& seen,
@@ -105,6 +129,8 @@ class Generator::StepLogits {
       host_ = logits.to(Device::cpu()).to(DType::F32).contiguous();
     }
   }
+  // Argmax ids already on the host: [B, positions] row-major.
+  StepLogits(std::vector<int64_t> argmax, int64_t positions) : argmax_(std::move(argmax)), positions_(positions) {}
   // Only the argmax is at hand (then the caller decodes greedily without a penalty).
   bool argmax_only() const { return !host_.defined(); }
   int32_t argmax(int64_t b, int64_t pos) const { return static_cast<int32_t>(argmax_[b * positions_ + pos]); }
@@ -143,10 +169,9 @@ struct Generator::Sequence {
   // Speculative decoding: main-model hidden states (after norm_f) of the positions the MTP block has
   // not run on yet, positions cache.mtp_length .. cache.length - 1: [n, H].
   Tensor mtp_pending;
-  // The current round's drafts, their distributions (sampling only) and the MTP output they came from.
+  // The current round's drafts and their distributions (sampling only).
   std::vector<int32_t> drafts;
   std::vector<std::vector<float>> draft_probs;
-  Tensor draft_hidden;  // [1, 1, H]
 
   void mark_seen(int32_t id) {
     if (seen.empty()) return;
@@ -231,11 +256,17 @@ void Generator::plain_round(std::vector<Sequence*>& active, const GenerationConf
     emit(*active[b], choose(*active[b], logits, static_cast<int64_t>(b), 0, {}, config.sampling), config);
 }
 
-void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config) {
+bool Generator::drafts_stay_on_device(const GenerationConfig& config) const {
+  return !drafter_ && !config.sampling.do_sample && config.sampling.repetition_penalty == 1.0;
+}
+
+Tensor Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config) {
   const int64_t K = config.num_draft_tokens;
   const SamplingParams& params = config.sampling;
+  const bool on_device = drafts_stay_on_device(config);
 
-  // A draft from MTP logits, processed as the main model's (penalty, temperature, filters).
+  // A draft from MTP logits read by the host, processed as the main model's (penalty, temperature,
+  // filters).
   auto draft = [&](Sequence& s, const StepLogits& logits, int64_t b) {
     if (logits.argmax_only()) {
       s.drafts.push_back(logits.argmax(b, 0));
@@ -252,45 +283,71 @@ void Generator::draft_with_mtp(std::vector<Sequence*>& active, const GenerationC
 
   // 1. Catch up on the positions verified last round (grouped by their count, as a step needs equal
   //    lengths): position p reads the main hidden state at p and token p+1. The last one drafts d1.
-  std::map<int64_t, std::vector<Sequence*>> by_count;
-  for (Sequence* s : active) by_count[s->mtp_pending.size(0)].push_back(s);
+  std::map<int64_t, std::vector<size_t>> by_count;  // count -> indices into `active`
+  for (size_t i = 0; i < active.size(); ++i) by_count[active[i]->mtp_pending.size(0)].push_back(i);
+  // The whole batch's input to the next draft step: the MTP output [B, 1, H] and (on the device) the
+  // draft ids [B, 1]; per row while the groups are apart.
+  Tensor hidden, ids;
+  std::vector<Tensor> hidden_rows(active.size()), id_rows(active.size());
   for (auto& [n, group] : by_count) {
-    std::vector<Tensor> hidden;
+    std::vector<Tensor> pending;
     std::vector<std::vector<int32_t>> next;
     std::vector<decode::SequenceCache*> caches;
-    for (Sequence* s : group) {
+    for (size_t i : group) {
+      Sequence* s = active[i];
       const int64_t first = s->cache.mtp_length;
       NT_CHECK(first + n == s->cache.length, "internal: MTP cache at {} + {} pending, main cache at {}", first, n,
                s->cache.length);
-      hidden.push_back(s->mtp_pending.unsqueeze(0));
+      pending.push_back(s->mtp_pending.unsqueeze(0));
       next.emplace_back(s->tokens.begin() + first + 1, s->tokens.begin() + first + 1 + n);
       caches.push_back(&s->cache);
     }
-    decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
-    const StepLogits logits(out.logits, params);
-    for (size_t b = 0; b < group.size(); ++b) {
-      group[b]->draft_hidden = out.final_hidden.select(0, b).narrow(0, n - 1, 1).unsqueeze(0).contiguous();
-      draft(*group[b], logits, static_cast<int64_t>(b));
+    decode::StepOutput out = decode::mtp_step(model_, ops::cat(pending, 0), ids_tensor(next), caches);
+    const Tensor last_hidden = out.final_hidden.narrow(1, n - 1, 1).contiguous();  // [group, 1, H]
+    const Tensor drafted = on_device ? ops::argmax(out.logits, -1) : Tensor();     // [group, 1]
+    if (by_count.size() == 1) {
+      hidden = last_hidden;
+      ids = drafted;
+    } else {
+      for (size_t b = 0; b < group.size(); ++b) {
+        hidden_rows[group[b]] = last_hidden.narrow(0, static_cast<int64_t>(b), 1);
+        if (on_device) id_rows[group[b]] = drafted.narrow(0, static_cast<int64_t>(b), 1);
+      }
     }
+    if (!on_device) {
+      const StepLogits logits(out.logits, params);
+      for (size_t b = 0; b < group.size(); ++b) draft(*active[group[b]], logits, static_cast<int64_t>(b));
+    }
+  }
+  if (by_count.size() > 1) {
+    hidden = ops::cat(hidden_rows, 0);
+    if (on_device) ids = cat_ids(id_rows, 0);
   }
 
   // 2. Drafts 2..K: one MTP position at a time for the whole batch, from the previous output and draft.
+  //    On the device each draft's argmax is the next step's input id as it is, with no host round trip.
   std::vector<decode::SequenceCache*> caches;
   for (Sequence* s : active) caches.push_back(&s->cache);
+  std::vector<Tensor> drafted = {ids};
   for (int64_t j = 1; j < K; ++j) {
-    std::vector<Tensor> hidden;
-    std::vector<std::vector<int32_t>> next;
-    for (Sequence* s : active) {
-      hidden.push_back(s->draft_hidden);
-      next.push_back({s->drafts.back()});
+    Tensor next = ids;
+    if (!on_device) {
+      std::vector<std::vector<int32_t>> rows;
+      for (Sequence* s : active) rows.push_back({s->drafts.back()});
+      next = ids_tensor(rows);
     }
-    decode::StepOutput out = decode::mtp_step(model_, ops::cat(hidden, 0), ids_tensor(next), caches);
-    const StepLogits logits(out.logits, params);
-    for (size_t b = 0; b < active.size(); ++b) {
-      active[b]->draft_hidden = out.final_hidden.narrow(0, b, 1).contiguous();
-      draft(*active[b], logits, static_cast<int64_t>(b));
+    decode::StepOutput out = decode::mtp_step(model_, hidden, next, caches);
+    hidden = out.final_hidden;
+    if (on_device) {
+      ids = ops::argmax(out.logits, -1);
+      drafted.push_back(ids);
+    } else {
+      const StepLogits logits(out.logits, params);
+      for (size_t b = 0; b < active.size(); ++b) draft(*active[b], logits, static_cast<int64_t>(b));
     }
   }
+  if (!on_device) return Tensor();
+  return drafted.size() == 1 ? drafted[0] : cat_ids(drafted, 1);
 }
 
 void Generator::speculative_round(std::vector<Sequence*>& active, const GenerationConfig& config) {
@@ -313,21 +370,38 @@ void Generator::speculative_round(std::vector<Sequence*>& active, const Generati
         }
       }
     }
-  } else {
-    draft_with_mtp(active, config);
   }
+  const Tensor device_drafts = drafter_ ? Tensor() : draft_with_mtp(active, config);  // [B, K] or undefined
 
   // 3. The main model on [newest token, d1..dK], keeping Mamba checkpoints.
   std::vector<std::vector<int32_t>> ids;
   std::vector<decode::SequenceCache*> caches;
   for (Sequence* s : active) {
     ids.push_back({s->tokens.back()});
-    ids.back().insert(ids.back().end(), s->drafts.begin(), s->drafts.end());
+    ids.back().insert(ids.back().end(), s->drafts.begin(), s->drafts.end());  // none yet if on the device
     caches.push_back(&s->cache);
   }
-  decode::StepOutput out = decode::model_step(model_, ids_tensor(ids), caches,
+  const Tensor verify_ids = device_drafts.defined()
+                                ? cat_ids({ids_tensor(ids).to(device_drafts.device()), device_drafts}, 1)
+                                : ids_tensor(ids);
+  decode::StepOutput out = decode::model_step(model_, verify_ids, caches,
                                               {.logits = decode::LogitsAt::All, .keep_checkpoints = true});
-  const StepLogits logits(out.logits, params);
+  std::optional<StepLogits> step_logits;
+  if (device_drafts.defined()) {
+    // The round's one copy to the host: the drafts and the verification's argmax, [B, K + K+1].
+    const std::vector<int64_t> host =
+        cat_ids({device_drafts, ops::argmax(out.logits, -1)}, 1).to(Device::cpu()).contiguous().to_i64_vector();
+    std::vector<int64_t> verified;
+    for (size_t b = 0; b < active.size(); ++b) {
+      const auto row = host.begin() + static_cast<int64_t>(b) * (2 * K + 1);
+      active[b]->drafts.assign(row, row + K);
+      verified.insert(verified.end(), row + K, row + 2 * K + 1);
+    }
+    step_logits.emplace(std::move(verified), K + 1);
+  } else {
+    step_logits.emplace(out.logits, params);
+  }
+  const StepLogits& logits = *step_logits;
 
   // 4. Accept left to right; 5. roll back (all rows' Mamba states at once), emit.
   std::vector<int64_t> kept_positions;

@@ -27,6 +27,9 @@
 // Devices: the model may live on a GPU (HybridModel::to); caches follow it. The host reads each
 // step's logits: for greedy decoding without a repetition penalty only the argmax ids cross the bus,
 // otherwise the [B, T, V] logits are copied to the host (sampling, penalties, acceptance tests).
+// Greedy MTP drafting without a penalty keeps the drafts on the device: each draft's argmax is the
+// next draft step's input id there, the verification step reads them there too, and the host gets
+// the drafts together with the verification's argmax in one copy per round.
 //
 // Greedy speculative output equals plain greedy output. Sampled output has the same distribution as
 // plain sampling but uses the random numbers differently, so the same seed gives other text.
@@ -122,7 +125,11 @@ class Generator {
   void prefill(Sequence& s, const GenerationConfig& config);
   void plain_round(std::vector<Sequence*>& active, const GenerationConfig& config);
   void speculative_round(std::vector<Sequence*>& active, const GenerationConfig& config);
-  void draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config);
+  // Greedy decoding without a penalty: the drafts stay on the model's device until verification.
+  bool drafts_stay_on_device(const GenerationConfig& config) const;
+  // Drafts K tokens per sequence with the MTP block: into each Sequence::drafts, or, when
+  // drafts_stay_on_device, returned as I64 [B, K] on the model's device (Sequence::drafts untouched).
+  Tensor draft_with_mtp(std::vector<Sequence*>& active, const GenerationConfig& config);
   // Appends a generated token, streams it, and checks the stop conditions.
   void emit(Sequence& s, int32_t id, const GenerationConfig& config);
   // The next token from position pos of row b of a step's logits.

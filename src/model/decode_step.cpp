@@ -108,6 +108,17 @@ Tensor logits_of(const HybridModel& model, const Tensor& final_hidden, LogitsAt 
   return Tensor();
 }
 
+// Token embeddings [B, T, H]. Ids on the model's GPU are the argmax of an earlier step (greedy MTP
+// drafts), so they are in the vocabulary by construction: they are looked up there, without the host
+// round trip that HybridModel::embed's vocabulary check would cost. Other ids go through that check.
+Tensor embed_ids(const HybridModel& model, const Tensor& ids) {
+  const Tensor& table = model.embeddings.compute();
+  if (ids.device().is_cpu() || ids.device() != table.device() || ids.dtype() != DType::I64 ||
+      table.size(0) != model.config.vocab_size)
+    return model.embed(ids);
+  return ops::index_select(table, ids.contiguous().flatten()).view({ids.size(0), ids.size(1), model.config.hidden_size});
+}
+
 void check_caches(const HybridModel& model, const Tensor& ids, std::span<SequenceCache* const> caches) {
   NT_CHECK(ids.dim() == 2 && ids.size(1) >= 1, "decode step: input ids must be [batch, positions], got {}", ids.str());
   NT_CHECK(static_cast<int64_t>(caches.size()) == ids.size(0), "decode step: {} rows of ids but {} caches",
@@ -137,7 +148,7 @@ StepOutput model_step(const HybridModel& model, const Tensor& input_ids, std::sp
                       const StepOptions& options) {
   check_caches(model, input_ids, caches);
   const int64_t seq = input_ids.size(1);
-  Tensor h = model.embed(input_ids);  // checks the ids against the vocabulary
+  Tensor h = embed_ids(model, input_ids);  // host ids are checked against the vocabulary
   for (size_t l = 0; l < model.layers.size(); ++l) {
     std::vector<LayerCache*> lc = layer_caches(caches, false, l);
     h = block_step(model.layers[l], h, lc, options.keep_checkpoints);
@@ -162,7 +173,7 @@ StepOutput mtp_step(const HybridModel& model, const Tensor& hidden, const Tensor
            "MTP step: hidden {} does not match the ids {}", hidden.str(), next_ids.str());
   const MtpBlock& block = model.mtp[0];
   // Order [embedding, hidden] (Megatron _concat_embeddings), as MtpBlock::forward.
-  Tensor u = ops::linear(ops::cat({block.enorm.forward(model.embed(next_ids)), block.hnorm.forward(hidden)}, -1),
+  Tensor u = ops::linear(ops::cat({block.enorm.forward(embed_ids(model, next_ids)), block.hnorm.forward(hidden)}, -1),
                          block.eh_proj.compute());
   for (size_t l = 0; l < block.layers.size(); ++l) {
     std::vector<LayerCache*> lc = layer_caches(caches, true, l);

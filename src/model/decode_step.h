@@ -12,7 +12,9 @@
 //
 // Devices: everything goes through the op API, so a model moved to a GPU (HybridModel::to) with
 // caches made for it (SequenceCache takes the model's device) decodes there; the ids may live
-// anywhere. The per-row pieces (attention over a row's KV cache, the conv window, the SSM update)
+// anywhere. Ids on the host are checked against the vocabulary; I64 ids on the model's GPU are taken
+// as they are (they are meant to be a previous step's argmax, e.g. greedy MTP drafts that never
+// leave the device). The per-row pieces (attention over a row's KV cache, the conv window, the SSM update)
 // are the decoding ops of kernels/ops.h, one launch for the whole batch; MoE and MLP layers run
 // their mixer's forward.
 #pragma once

@@ -157,6 +157,24 @@ TEST(Speculative, GreedyEqualsPlainGreedyForOneTwoAndThreeDrafts) {
   }
 }
 
+TEST(Speculative, GreedyWithARepetitionPenaltyEqualsPlainGreedyWithIt) {
+  // With a penalty the drafts are chosen on the host (without one they stay on the model's device):
+  // both ways, speculative greedy output is plain greedy output.
+  const HybridModel model = load_hf_model(model_dir("tiny_super_mtp"));
+  const Reference ref = load_reference("tiny_super_mtp");
+  Generator gen(model);
+  GenerationConfig plain = greedy(20);
+  plain.sampling.repetition_penalty = 1.3;
+  const std::vector<Ids> expected = tokens_of(gen.generate(ref.prompts, plain));
+  EXPECT_NE(expected, ref.tokens);  // the penalty changes the output, so the comparison sees it
+  for (int64_t K : {1, 3}) {
+    GenerationConfig c = plain;
+    c.num_draft_tokens = K;
+    EXPECT_EQ(tokens_of(gen.generate(ref.prompts, c)), expected) << "K = " << K;
+    EXPECT_GT(gen.stats().rounds, 0);
+  }
+}
+
 // An oracle drafter proposes the reference continuation, wrong at a position that cycles through
 // 0..K (K: all right), so every number of accepted drafts occurs, and the rollback of every
 // partial acceptance is exercised on every fixture (the MTP block of the fixture, with random
