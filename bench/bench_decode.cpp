@@ -2,7 +2,15 @@
 // speculative rounds.
 //
 //   bench_decode [--device cpu|cuda] [--proxy synthetic|nano] [--dtypes f32[,bf16]] [--hidden 512]
-//                [--prompt N] [--new N] [--drafts 3] [--batches 1,16] [--threads N]
+//                [--prompt N] [--new N] [--drafts 3 | 1,2,3] [--batches 1,16] [--threads N]
+//                [--model DIR [--prompts-data PREFIX]]
+//
+// --model DIR: a trained checkpoint instead of a proxy: an HF directory (config.json + safetensors)
+// or a native checkpoint (nemotron pretrain's checkpoint.save). --prompts-data PREFIX: the prompts are
+// the first --prompt tokens of the first sequences of that Megatron indexed dataset (PREFIX.bin/.idx),
+// e.g. held-out text like the training data, so that the MTP rows measure a real acceptance rate
+// (random prompts otherwise). With a trained model the MTP rows also print the acceptance rate of
+// each draft position, the speed-up over plain decoding, and whether the tokens equal plain greedy's.
 //
 // --proxy synthetic (the CPU default): a small NemotronH 'MEM*EMEM*E' + MTP '*E' of width --hidden.
 // --proxy nano (the CUDA default): the Nemotron-3-Nano-shaped proxy of issue 5 (bench_forward's:
@@ -43,16 +51,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "checkpoint/conversion.h"
 #include "core/strings.h"
+#include "data/indexed_dataset.h"
 #include "core/thread_pool.h"
 #include "generate/generator.h"
 #include "io/json.h"
 #include "kernels/ops.h"
 #include "model/decode_step.h"
+#include "model/hf_model.h"
 #ifdef NEMOTRON_WITH_CUDA
 #include "kernels/cuda/device.h"
 #endif
@@ -191,16 +203,50 @@ std::vector<int64_t> parse_list(const std::string& s) {
 }
 
 struct Options {
-  std::string device = "cpu", proxy, dtypes = "f32";
-  int64_t hidden = 512, prompt = -1, new_tokens = -1, drafts = 3;
+  std::string device = "cpu", proxy, dtypes = "f32", model_dir, prompts_data;
+  int64_t hidden = 512, prompt = -1, new_tokens = -1;
+  std::vector<int64_t> drafts = {3};  // the CUDA step-cost model uses the last
   std::vector<int64_t> batches = {1, 16};
 };
 
 struct Result {
   std::string dtype, mode;
   int64_t batch = 0;
-  double prefill_tps = 0, decode_tps = 0, accepted_length = 0, acceptance = 0;
+  double prefill_tps = 0, decode_tps = 0, accepted_length = 0;
+  std::vector<double> acceptance;  // per draft position
+  double speedup = 0;              // decode tokens/s over plain's
+  int same_as_plain = -1;          // speculative rows: 1 when the tokens equal plain greedy's
 };
+
+// A trained model from an HF directory or a native checkpoint, in fp32 on the host.
+HybridModel load_model(const std::string& dir) {
+  if (std::filesystem::exists(std::filesystem::path(dir) / "config.json") &&
+      (std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors") ||
+       std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors.index.json")))
+    return load_hf_model(dir);
+  checkpoint::Reader reader = checkpoint::Reader::open(dir);
+  HybridModel m(checkpoint::native_model_config(reader));
+  checkpoint::load_native_weights(m, reader);
+  return m;
+}
+
+std::vector<std::vector<int32_t>> random_prompts(const ModelConfig& c, int64_t batch, int64_t length, uint32_t seed);
+
+// --prompts-data: the first `length` tokens of the first `batch` sequences at least that long.
+std::vector<std::vector<int32_t>> data_prompts(const std::string& prefix, int64_t batch, int64_t length) {
+  data::IndexedDataset ds(prefix);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t i = 0; i < ds.num_sequences() && static_cast<int64_t>(prompts.size()) < batch; ++i)
+    if (ds.sequence_length(i) >= length) prompts.push_back(ds.get(i, 0, length));
+  NT_CHECK(static_cast<int64_t>(prompts.size()) == batch, "{}: only {} sequences hold {} tokens, {} prompts wanted",
+           prefix, prompts.size(), length, batch);
+  return prompts;
+}
+
+std::vector<std::vector<int32_t>> prompts_for(const Options& o, const ModelConfig& c, int64_t batch) {
+  if (!o.prompts_data.empty()) return data_prompts(o.prompts_data, batch, o.prompt);
+  return random_prompts(c, batch, o.prompt, 7);
+}
 
 std::vector<std::vector<int32_t>> random_prompts(const ModelConfig& c, int64_t batch, int64_t length, uint32_t seed) {
   std::mt19937 gen(seed);
@@ -211,7 +257,7 @@ std::vector<std::vector<int32_t>> random_prompts(const ModelConfig& c, int64_t b
   return prompts;
 }
 
-// Plain, MTP-drafted and oracle-drafted generation of `prompts`.
+// Plain, MTP-drafted (for every K of --drafts) and oracle-drafted (the last K) generation of `prompts`.
 std::vector<Result> generation_rows(const HybridModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                     const Options& o, const std::string& dtype) {
   const int64_t batch = static_cast<int64_t>(prompts.size());
@@ -219,20 +265,29 @@ std::vector<Result> generation_rows(const HybridModel& model, const std::vector<
   generate::GenerationConfig cfg;
   cfg.max_new_tokens = o.new_tokens;
   generate::Generator g(model);
-  auto row = [&](const std::string& mode) {
+  auto row = [&](const std::string& mode, const std::vector<generate::SequenceOutput>* plain_out,
+                 const std::vector<generate::SequenceOutput>& out) {
     const generate::GenerationStats& s = g.stats();
-    Result r{dtype, mode, batch, s.prefill_tokens_per_second(), s.decode_tokens_per_second(), 1.0, 0.0};
+    Result r{dtype, mode, batch, s.prefill_tokens_per_second(), s.decode_tokens_per_second(), 1.0, {}, 1.0, -1};
     if (s.rounds > 0) {
       r.accepted_length = s.mean_accepted_length();
-      r.acceptance = s.acceptance_rates()[0];
+      r.acceptance = s.acceptance_rates();
+    }
+    if (plain_out) {
+      r.speedup = r.decode_tps / results.front().decode_tps;
+      bool same = true;
+      for (size_t b = 0; b < out.size(); ++b) same = same && out[b].tokens == (*plain_out)[b].tokens;
+      r.same_as_plain = same;
     }
     results.push_back(r);
   };
   const std::vector<generate::SequenceOutput> plain = g.generate(prompts, cfg);
-  row("plain");
-  cfg.num_draft_tokens = o.drafts;
-  g.generate(prompts, cfg);
-  row(fmt::format("mtp K={}", o.drafts));
+  row("plain", nullptr, plain);
+  for (int64_t K : o.drafts) {
+    cfg.num_draft_tokens = K;
+    const std::vector<generate::SequenceOutput> out = g.generate(prompts, cfg);
+    row(fmt::format("mtp K={}", K), &plain, out);
+  }
   // The oracle proposes a known continuation: first plain greedy decoding's. Where a verification
   // step rounds differently from single steps (bf16) a near-tie can flip, and the drafts are wrong from
   // there on; then the oracle runs again proposing its own previous output (at most three passes).
@@ -249,7 +304,8 @@ std::vector<Result> generation_rows(const HybridModel& model, const std::vector<
   for (int pass = 1; pass <= 3; ++pass) {
     const std::vector<generate::SequenceOutput> out = g.generate(prompts, cfg);
     if (pass == 3 || g.stats().acceptance_rates()[0] >= 0.999) {
-      row(fmt::format("oracle K={}", o.drafts) + (pass > 1 ? fmt::format(" ({} passes)", pass) : ""));
+      row(fmt::format("oracle K={}", cfg.num_draft_tokens) + (pass > 1 ? fmt::format(" ({} passes)", pass) : ""),
+          &plain, out);
       break;
     }
     for (size_t b = 0; b < out.size(); ++b) future[b] = out[b].tokens;
@@ -257,35 +313,46 @@ std::vector<Result> generation_rows(const HybridModel& model, const std::vector<
   return results;
 }
 
+std::string rates_str(const std::vector<double>& rates, const char* sep) {
+  std::string out;
+  for (size_t j = 0; j < rates.size(); ++j) out += fmt::format("{}{:.3f}", j ? sep : "", rates[j]);
+  return out;
+}
+
 void print_results(const std::vector<Result>& results, const std::string& device) {
-  std::printf("%-6s %-22s %6s %16s %16s %14s %12s\n", "dtype", "mode", "batch", "prefill tok/s", "decode tok/s",
-              "accepted len", "accept rate");
+  std::printf("%-6s %-22s %6s %14s %14s %9s %13s %-22s %6s\n", "dtype", "mode", "batch", "prefill tok/s",
+              "decode tok/s", "speed-up", "accepted len", "acceptance per draft", "same");
   for (const Result& r : results)
-    std::printf("%-6s %-22s %6lld %16.1f %16.1f %14.2f %12.3f\n", r.dtype.c_str(), r.mode.c_str(),
-                static_cast<long long>(r.batch), r.prefill_tps, r.decode_tps, r.accepted_length, r.acceptance);
+    std::printf("%-6s %-22s %6lld %14.1f %14.1f %8.2fx %13.2f %-22s %6s\n", r.dtype.c_str(), r.mode.c_str(),
+                static_cast<long long>(r.batch), r.prefill_tps, r.decode_tps, r.speedup, r.accepted_length,
+                rates_str(r.acceptance, " ").c_str(), r.same_as_plain < 0 ? "" : r.same_as_plain ? "yes" : "NO");
   for (const Result& r : results)
     std::printf("{\"bench\": \"decode\", \"device\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": %lld, "
-                "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f, \"mean_accepted_length\": %.3f, "
-                "\"acceptance_rate\": %.4f}\n",
+                "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f, \"speedup_over_plain\": %.4f, "
+                "\"mean_accepted_length\": %.3f, \"acceptance_per_draft\": [%s], \"same_tokens_as_plain\": %s}\n",
                 device.c_str(), r.dtype.c_str(), r.mode.c_str(), static_cast<long long>(r.batch), r.prefill_tps,
-                r.decode_tps, r.accepted_length, r.acceptance);
+                r.decode_tps, r.speedup, r.accepted_length, rates_str(r.acceptance, ", ").c_str(),
+                r.same_as_plain < 0 ? "null" : r.same_as_plain ? "true" : "false");
 }
 
 int run_cpu(const Options& o) {
-  NT_CHECK(o.proxy == "synthetic", "the CPU benchmark runs the synthetic proxy only (the Nano proxy needs --device cuda)");
-  HybridModel model(synthetic_config(o.hidden));
-  randomize(model, 1234, Device::cpu());
+  NT_CHECK(o.proxy == "synthetic" || !o.model_dir.empty(),
+           "the CPU benchmark runs the synthetic proxy or --model (the Nano proxy needs --device cuda)");
+  HybridModel model = o.model_dir.empty() ? HybridModel(synthetic_config(o.hidden)) : load_model(o.model_dir);
+  if (o.model_dir.empty()) randomize(model, 1234, Device::cpu());
   int64_t params = 0;
   for (Param* p : model.params()) params += p->value.numel();
   std::vector<Result> results;
   for (int64_t batch : o.batches) {
-    std::vector<Result> r = generation_rows(model, random_prompts(model.config, batch, o.prompt, 7), o, "f32");
+    std::vector<Result> r = generation_rows(model, prompts_for(o, model.config, batch), o, "f32");
     results.insert(results.end(), r.begin(), r.end());
   }
-  std::printf("synthetic NemotronH 'MEM*EMEM*E' + MTP '*E': hidden %lld, %.1f M parameters, vocab %lld; prompt %lld, "
-              "%lld new tokens; %d threads\n",
-              static_cast<long long>(o.hidden), params / 1e6, static_cast<long long>(model.config.vocab_size),
-              static_cast<long long>(o.prompt), static_cast<long long>(o.new_tokens), num_threads());
+  std::printf("%s: hidden %lld, %.1f M parameters, vocab %lld; prompt %lld (%s), %lld new tokens; %d threads\n",
+              o.model_dir.empty() ? "synthetic NemotronH 'MEM*EMEM*E' + MTP '*E'" : o.model_dir.c_str(),
+              static_cast<long long>(model.config.hidden_size), params / 1e6,
+              static_cast<long long>(model.config.vocab_size), static_cast<long long>(o.prompt),
+              o.prompts_data.empty() ? "random tokens" : o.prompts_data.c_str(), static_cast<long long>(o.new_tokens),
+              num_threads());
   print_results(results, "cpu");
   return 0;
 }
@@ -452,18 +519,23 @@ int run_cuda(const Options& o) {
   const double bandwidth = measure_bandwidth();
   std::printf("device-to-device copy bandwidth: %.0f GB/s (1 GiB, read + write)\n", bandwidth / 1e9);
 
-  const ModelConfig config = o.proxy == "nano" ? nano_proxy_config() : synthetic_config(o.hidden);
-  HybridModel model(config);
+  HybridModel model = !o.model_dir.empty() ? load_model(o.model_dir)
+                      : HybridModel(o.proxy == "nano" ? nano_proxy_config() : synthetic_config(o.hidden));
+  const ModelConfig& config = model.config;
   const auto t_init = Clock::now();
-  randomize(model, 1234, Device::cuda());
+  if (o.model_dir.empty())
+    randomize(model, 1234, Device::cuda());
+  else
+    model.to(Device::cuda());
   cuda::synchronize();
   int64_t params = 0, mtp_params = 0;
   for (Param* p : model.params()) (p->name.rfind("mtp.", 0) == 0 ? mtp_params : params) += p->value.numel();
-  std::printf("%s proxy + MTP '*E': hidden %lld, %.3f G parameters + %.3f G in the MTP block (F32 masters), init + "
+  std::printf("%s + MTP: hidden %lld, %.3f G parameters + %.3f G in the MTP block (F32 masters), init + "
               "upload %.1f s; prompt %lld, %lld new tokens, K = %lld drafts\n",
-              o.proxy.c_str(), static_cast<long long>(config.hidden_size), params / 1e9, mtp_params / 1e9,
-              seconds_since(t_init), static_cast<long long>(o.prompt), static_cast<long long>(o.new_tokens),
-              static_cast<long long>(o.drafts));
+              o.model_dir.empty() ? (o.proxy + " proxy").c_str() : o.model_dir.c_str(),
+              static_cast<long long>(config.hidden_size), params / 1e9, mtp_params / 1e9, seconds_since(t_init),
+              static_cast<long long>(o.prompt), static_cast<long long>(o.new_tokens),
+              static_cast<long long>(o.drafts.back()));
 
   std::vector<Result> results;
   for (const std::string& dtype : split(o.dtypes, ',')) {
@@ -473,7 +545,7 @@ int run_cuda(const Options& o) {
       generate::Generator warm(model);
       generate::GenerationConfig wc;
       wc.max_new_tokens = 4;
-      wc.num_draft_tokens = o.drafts;
+      wc.num_draft_tokens = o.drafts.back();
       warm.generate(random_prompts(config, 2, 16, 1), wc);
       std::printf("\n[%s] bandwidth bound of a decode step (bytes over %.0f GB/s) and measured step costs\n",
                   dtype.c_str(), bandwidth / 1e9);
@@ -481,9 +553,9 @@ int run_cuda(const Options& o) {
                   "total GB", "bound ms", "bound tok/s", "step ms", "draft ms", "verify ms");
       std::vector<std::pair<int64_t, StepCosts>> costs;
       for (int64_t batch : o.batches) {
-        const auto prompts = random_prompts(config, batch, o.prompt, 7);
+        const auto prompts = prompts_for(o, config, batch);
         const StepBytes bytes = decode_step_bytes(model, batch, static_cast<double>(o.prompt + o.new_tokens / 2));
-        const StepCosts c = step_costs(model, prompts, o.drafts);
+        const StepCosts c = step_costs(model, prompts, o.drafts.back());
         costs.emplace_back(batch, c);
         const double bound_s = bytes.total() / bandwidth;
         std::printf("%6lld %10.3f %10.3f %10.4f %10.3f %12.3f %12.1f %12.3f %12.3f %12.3f\n",
@@ -506,7 +578,7 @@ int run_cuda(const Options& o) {
         std::vector<Result> r = generation_rows(model, prompts, o, dtype);
         results.insert(results.end(), r.begin(), r.end());
       }
-      const int64_t K = o.drafts;
+      const int64_t K = o.drafts.back();
       std::printf("\n[%s] speculative speed-up over plain decoding at per-draft acceptance a, K = %lld, from the "
                   "measured step costs: E(a) t_step / (K t_draft + t_verify) with MTP drafts, E(a) t_step / t_verify "
                   "with a free drafter (what the oracle rows run)\n",
@@ -561,7 +633,9 @@ int main(int argc, char** argv) {
     else if (flag == "--hidden") o.hidden = std::atoll(value.c_str());
     else if (flag == "--prompt") o.prompt = std::atoll(value.c_str());
     else if (flag == "--new") o.new_tokens = std::atoll(value.c_str());
-    else if (flag == "--drafts") o.drafts = std::atoll(value.c_str());
+    else if (flag == "--drafts") o.drafts = parse_list(value);
+    else if (flag == "--model") o.model_dir = value;
+    else if (flag == "--prompts-data") o.prompts_data = value;
     else if (flag == "--batches") o.batches = parse_list(value);
     else if (flag == "--threads") set_num_threads(std::atoi(value.c_str()));
     else {
@@ -581,7 +655,8 @@ int main(int argc, char** argv) {
   }
   if (o.prompt < 0) o.prompt = gpu ? 512 : 128;
   if (o.new_tokens < 0) o.new_tokens = gpu ? 128 : 64;
-  if (o.prompt < 2 || o.new_tokens < 1 || o.drafts < 1) {
+  const bool drafts_ok = !o.drafts.empty() && *std::min_element(o.drafts.begin(), o.drafts.end()) >= 1;
+  if (o.prompt < 2 || o.new_tokens < 1 || !drafts_ok) {
     std::fprintf(stderr, "--prompt must be >= 2, --new and --drafts >= 1\n");
     return 2;
   }
