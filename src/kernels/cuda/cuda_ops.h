@@ -39,6 +39,31 @@ Tensor conv_step_(const Tensor& x, const std::vector<Tensor>& states, const Tens
                   const std::vector<Tensor>& windows);
 Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, const std::vector<Tensor>& checkpoints);
 
+// MoE routing, permutation, grouped expert GEMMs and combine (cuda/moe_ops.cpp); arguments already
+// checked by kernels/moe_ops.cpp.
+ops::MoeRouting moe_route(const Tensor& scores, const Tensor& correction_bias, const ops::MoeRouterSettings& s);
+Tensor moe_route_backward(const Tensor& scores, const Tensor& indices, const Tensor& dweights,
+                          const ops::MoeRouterSettings& s, const Tensor& d_scores);
+double moe_seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale, Tensor* d_scores);
+ops::MoePermutation moe_permutation(const Tensor& indices, int64_t num_experts, int64_t first_expert, int64_t num_local);
+Tensor moe_dispatch(const Tensor& x, const ops::MoePermutation& perm);
+Tensor moe_grouped_matmul(const Tensor& x, const std::vector<int64_t>& counts, const std::vector<Tensor>& weights,
+                          bool trans_w);
+void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, const Tensor& x,
+                              const std::vector<int64_t>& counts);
+Tensor moe_combine(const Tensor& y, const Tensor& weights, const ops::MoePermutation& perm);
+ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
+                                          const ops::MoePermutation& perm);
+// How the grouped GEMMs run: one cuBLASLt matmul per expert on the op stream (Lt) or spread over 8
+// streams so that small experts run side by side (LtStreams); one cublasGemmGroupedBatchedEx call
+// (Grouped; its missing bf16 → F32-accumulate case, the weight gradients, as LtStreams); or one
+// cublasGemmBatchedEx over every expert padded to the largest row count, compacted after (Padded;
+// as Grouped when the padding would exceed half the rows). test_gpu_moe times them all;
+// NEMOTRON_MOE_GEMM=lt|lt_streams|grouped|padded overrides the default.
+enum class GroupedGemm { Lt, LtStreams, Grouped, Padded };
+void set_grouped_gemm(GroupedGemm g);
+GroupedGemm grouped_gemm();
+
 // Training: backward passes and fused steps (cuda/backward_ops.cpp; matmul_add_ in cuda_ops.cpp);
 // arguments already checked by ops.cpp. Parameter gradients F32, dx-like results in the input's dtype.
 void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha);
@@ -66,30 +91,5 @@ ops::AttentionOutput flash_attention(const Tensor& q, const Tensor& k, const Ten
 ops::AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                                               const ops::AttentionOutput& fwd, const Tensor& dout, int64_t num_heads,
                                               int64_t num_kv_heads, int64_t head_dim, float scale);
-
-// MoE routing, permutation, grouped expert GEMMs and combine (cuda/moe_ops.cpp); arguments already
-// checked by kernels/moe_ops.cpp.
-ops::MoeRouting moe_route(const Tensor& scores, const Tensor& correction_bias, const ops::MoeRouterSettings& s);
-Tensor moe_route_backward(const Tensor& scores, const Tensor& indices, const Tensor& dweights,
-                          const ops::MoeRouterSettings& s, const Tensor& d_scores);
-double moe_seq_aux_loss(const Tensor& scores, int64_t batch, int64_t top_k, double grad_scale, Tensor* d_scores);
-ops::MoePermutation moe_permutation(const Tensor& indices, int64_t num_experts, int64_t first_expert, int64_t num_local);
-Tensor moe_dispatch(const Tensor& x, const ops::MoePermutation& perm);
-Tensor moe_grouped_matmul(const Tensor& x, const std::vector<int64_t>& counts, const std::vector<Tensor>& weights,
-                          bool trans_w);
-void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy, const Tensor& x,
-                              const std::vector<int64_t>& counts);
-Tensor moe_combine(const Tensor& y, const Tensor& weights, const ops::MoePermutation& perm);
-ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, const Tensor& weights,
-                                          const ops::MoePermutation& perm);
-// How the grouped GEMMs run: one cuBLASLt matmul per expert on the op stream (Lt) or spread over 8
-// streams so that small experts run side by side (LtStreams); one cublasGemmGroupedBatchedEx call
-// (Grouped; its missing bf16 → F32-accumulate case, the weight gradients, as LtStreams); or one
-// cublasGemmBatchedEx over every expert padded to the largest row count, compacted after (Padded;
-// as Grouped when the padding would exceed half the rows). test_gpu_moe times them all;
-// NEMOTRON_MOE_GEMM=lt|lt_streams|grouped|padded overrides the default.
-enum class GroupedGemm { Lt, LtStreams, Grouped, Padded };
-void set_grouped_gemm(GroupedGemm g);
-GroupedGemm grouped_gemm();
 
 }  // namespace nemotron::cuda
