@@ -228,6 +228,26 @@ TEST_P(GpuTraining, Bf16ComputeMatchesF32Cpu) {
   EXPECT_LT(std::sqrt(diff2 / ref2), kBf16GradTolerance) << what << ": the whole gradient";
 }
 
+// Activation recomputation (Megatron's recompute_granularity/recompute_modules, per layer kind) on the
+// GPU: every kind recomputed gives the same losses and gradients as keeping the activations, and
+// training steps after the first make no cudaMalloc (the caching allocator serves them).
+TEST_P(GpuTraining, RecomputeAndSteadyStateAllocation) {
+  const Case& c = GetParam();
+  FixtureBatch s = setup_of(c);
+  HybridModel model = load_hf_model(model_dir(c.fixture));
+  model.to(Device::cuda());
+  const TrainBatch batch = on_device(s.batch);
+  const StepResult kept = train_step(model, batch, s.options);
+  s.options.recompute = Recompute{true, true, true, true};
+  const StepResult recomputed = train_step(model, batch, s.options);
+  const uint64_t mallocs = cuda::allocator_stats().device_malloc_calls;
+  train_step(model, batch, s.options);
+  EXPECT_EQ(cuda::allocator_stats().device_malloc_calls, mallocs) << "steady-state steps must not call cudaMalloc";
+  const std::string what = c.fixture + "/" + c.file + " recompute";
+  expect_losses_near(recomputed.report, kept.report, kF32LossTolerance, what);
+  expect_grads_near(recomputed, kept, kF32GradTolerance, what);
+}
+
 TEST_P(GpuTraining, EvaluateMatchesCpu) {
   const Case& c = GetParam();
   const FixtureBatch s = setup_of(c);
