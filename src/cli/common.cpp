@@ -36,18 +36,6 @@ std::optional<DType> dtype_from_args(const Args& args) {
   return t;
 }
 
-Device device_from_name(const std::string& name) {
-  const bool gpu = device_backend_available(DeviceType::CUDA);
-  if (name == "cpu") return Device::cpu();
-  if (name == "cuda") {
-    NT_CHECK(gpu, "--device cuda: no usable GPU (this build lacks CUDA or sees no GPU; `nemotron info` says "
-                  "which); use --device cpu or auto");
-    return Device::cuda();
-  }
-  NT_CHECK(name == "auto", "--device: unknown device '{}': use auto, cpu or cuda", name);
-  return gpu ? Device::cuda() : Device::cpu();
-}
-
 Tensor parse_input_ids(const std::string& text) {
   std::string s;
   for (char c : text)

@@ -16,9 +16,6 @@ void append_layout_flags(std::vector<FlagSpec>& flags);
 checkpoint::Layout layout_from_args(const Args& args);
 // --torch-dtype float32|bfloat16|float16 (also the Bridge's names); nullopt when absent.
 std::optional<DType> dtype_from_args(const Args& args);
-// --device auto|cpu|cuda: auto is a GPU when this build has CUDA and sees one, else the CPU (the rule
-// of `pretrain --device`); cuda without a usable GPU is an error.
-Device device_from_name(const std::string& name);
 // "1,2,3" or "[1, 2, 3]" → I64 [1, n]; several sequences of equal length separated by ';' → [B, n].
 Tensor parse_input_ids(const std::string& text);
 

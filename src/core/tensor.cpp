@@ -30,6 +30,18 @@ bool device_backend_available(DeviceType type) {
   return type == DeviceType::CPU || static_cast<bool>(backends()[static_cast<int>(type)].allocate);
 }
 
+Device device_from_name(const std::string& name) {
+  const bool gpu = device_backend_available(DeviceType::CUDA);
+  if (name == "cpu") return Device::cpu();
+  if (name == "cuda") {
+    NT_CHECK(gpu, "--device cuda: no usable GPU (this build lacks CUDA or sees no GPU; `nemotron info` says "
+                  "which); use --device cpu or auto");
+    return Device::cuda();
+  }
+  NT_CHECK(name == "auto", "--device: unknown device '{}': use auto, cpu or cuda", name);
+  return gpu ? Device::cuda() : Device::cpu();
+}
+
 std::string Device::str() const { return is_cpu() ? "cpu" : fmt::format("cuda:{}", index); }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {

@@ -48,6 +48,9 @@ struct DeviceBackend {
 };
 void register_device_backend(DeviceType type, DeviceBackend backend);
 bool device_backend_available(DeviceType type);
+// The device a run asked for by name (the --device flags): "cpu", "cuda" (an error when no GPU is
+// usable), or "auto" (the GPU when this build has CUDA and one is present, else the CPU).
+Device device_from_name(const std::string& name);
 
 class Storage {
  public:

@@ -212,18 +212,6 @@ double evaluate(HybridModel& model, const data::SampleDataset& ds, int64_t& cons
   return weighted / std::max(tokens, 1.0);
 }
 
-Device resolve_device(const std::string& name) {
-  const bool gpu = device_backend_available(DeviceType::CUDA);
-  if (name == "cpu") return Device::cpu();
-  if (name == "cuda") {
-    NT_CHECK(gpu, "--device cuda: no usable GPU (this build lacks CUDA or sees no GPU; `nemotron info` says "
-                  "which); use --device cpu or auto");
-    return Device::cuda();
-  }
-  NT_CHECK(name == "auto", "unknown device '{}': use auto, cpu or cuda", name);
-  return gpu ? Device::cuda() : Device::cpu();
-}
-
 }  // namespace
 
 PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
@@ -238,7 +226,7 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   const int64_t micro_batches = gbs / mbs;
   const int64_t seq = cfg.model.seq_length;
 
-  const Device device = resolve_device(options.device);
+  const Device device = device_from_name(options.device);
 
   // ---- model
   Vocab vocab = resolve_vocab(cfg);

@@ -52,13 +52,21 @@ TEST(ModelBuilder, InitIsReproducibleLayoutIndependentAndFollowsMegatron) {
   for (Param* p : pa) {
     auto [mean, sd] = stats(p);
     const std::string& n = p->name;
-    if (n == "backbone.embeddings.weight") EXPECT_NEAR(sd, 0.02, 0.002) << n;
-    if (n.ends_with("mixer.out_proj.weight")) EXPECT_NEAR(sd, 0.02 / std::sqrt(12.0), 0.001) << n;
-    if (n.ends_with("norm.weight")) EXPECT_EQ(sd, 0.0) << n;
+    if (n == "backbone.embeddings.weight") {
+      EXPECT_NEAR(sd, 0.02, 0.002) << n;
+    }
+    if (n.ends_with("mixer.out_proj.weight")) {
+      EXPECT_NEAR(sd, 0.02 / std::sqrt(12.0), 0.001) << n;
+    }
+    if (n.ends_with("norm.weight")) {
+      EXPECT_EQ(sd, 0.0) << n;
+    }
     if (n.ends_with("A_log")) {
       for (float x : p->value.to_f32_vector()) EXPECT_TRUE(x >= 0.0f && x <= std::log(16.0f)) << n;
     }
-    if (n.ends_with("e_score_correction_bias")) EXPECT_EQ(mean, 0.0);
+    if (n.ends_with("e_score_correction_bias")) {
+      EXPECT_EQ(mean, 0.0);
+    }
   }
   // A different seed gives different weights.
   HybridModel c(cfg);
