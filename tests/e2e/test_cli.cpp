@@ -30,3 +30,19 @@ TEST(Cli, CommandHelp) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("nemotron info"), std::string::npos);
 }
+
+// `pretrain --device`: an unknown device is a clear error before anything runs; without a usable GPU
+// asking for one is an error and auto trains on the CPU (CI has no GPU; elsewhere the check skips).
+TEST(Cli, PretrainDeviceFlag) {
+  const std::string quick = "pretrain tiny train.train_iters=3 train.global_batch_size=2 train.micro_batch_size=1 "
+                            "logger.log_interval=100 ";
+  RunResult bad = run(quick + "--device tpu");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("unknown device 'tpu': use auto, cpu or cuda"), std::string::npos) << bad.output;
+  RunResult cuda = run(quick + "--device cuda");
+  if (cuda.exit_code == 0) GTEST_SKIP() << "a GPU is usable here";
+  EXPECT_NE(cuda.output.find("--device cuda: no usable GPU"), std::string::npos) << cuda.output;
+  RunResult automatic = run(quick + "--device auto");
+  EXPECT_EQ(automatic.exit_code, 0) << automatic.output;
+  EXPECT_NE(automatic.output.find("training on cpu"), std::string::npos) << automatic.output;
+}
