@@ -67,6 +67,7 @@
 #include "model/hf_model.h"
 #ifdef NEMOTRON_WITH_CUDA
 #include "kernels/cuda/device.h"
+#include "nano_proxy.h"
 #endif
 
 using namespace nemotron;
@@ -99,48 +100,6 @@ ModelConfig synthetic_config(int64_t hidden) {
   c.mtp_layers = {LayerKind::Attention, LayerKind::MoE};
   c.validate("synthetic");
   return c;
-}
-
-// The Nano-shaped proxy of bench_forward, plus one MTP block '*E'.
-ModelConfig nano_proxy_config() {
-  json::Value c;
-  c["architectures"] = json::Value::array({json::Value("NemotronHForCausalLM")});
-  c["model_type"] = "nemotron_h";
-  c["vocab_size"] = json::Value(int64_t{131072});
-  c["hidden_size"] = json::Value(int64_t{2688});
-  c["num_hidden_layers"] = json::Value(int64_t{7});
-  c["hybrid_override_pattern"] = "MEM*EME";
-  c["num_attention_heads"] = json::Value(int64_t{32});
-  c["num_key_value_heads"] = json::Value(int64_t{2});
-  c["head_dim"] = json::Value(int64_t{128});
-  c["max_position_embeddings"] = json::Value(int64_t{8192});
-  c["intermediate_size"] = json::Value(int64_t{1856});
-  c["mamba_num_heads"] = json::Value(int64_t{64});
-  c["mamba_head_dim"] = json::Value(int64_t{64});
-  c["ssm_state_size"] = json::Value(int64_t{128});
-  c["n_groups"] = json::Value(int64_t{8});
-  c["chunk_size"] = json::Value(int64_t{128});
-  c["conv_kernel"] = json::Value(int64_t{4});
-  c["use_conv_bias"] = json::Value(true);
-  c["use_bias"] = json::Value(false);
-  c["mlp_bias"] = json::Value(false);
-  c["mlp_hidden_act"] = "relu2";
-  c["layer_norm_epsilon"] = json::Value(1e-5);
-  c["tie_word_embeddings"] = json::Value(false);
-  c["n_routed_experts"] = json::Value(int64_t{128});
-  c["num_experts_per_tok"] = json::Value(int64_t{6});
-  c["moe_intermediate_size"] = json::Value(int64_t{1856});
-  c["n_shared_experts"] = json::Value(int64_t{1});
-  c["moe_shared_expert_intermediate_size"] = json::Value(int64_t{3712});
-  c["moe_latent_size"] = json::Value();
-  c["routed_scaling_factor"] = json::Value(2.5);
-  c["n_group"] = json::Value(int64_t{1});
-  c["topk_group"] = json::Value(int64_t{1});
-  c["norm_topk_prob"] = json::Value(true);
-  c["num_nextn_predict_layers"] = json::Value(int64_t{1});
-  c["mtp_hybrid_override_pattern"] = "*E";
-  c["initializer_range"] = json::Value(0.02);
-  return ModelConfig::from_json(c, "bench_decode nano proxy");
 }
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -520,7 +479,7 @@ int run_cuda(const Options& o) {
   std::printf("device-to-device copy bandwidth: %.0f GB/s (1 GiB, read + write)\n", bandwidth / 1e9);
 
   HybridModel model = !o.model_dir.empty() ? load_model(o.model_dir)
-                      : HybridModel(o.proxy == "nano" ? nano_proxy_config() : synthetic_config(o.hidden));
+                      : HybridModel(o.proxy == "nano" ? bench::nano_proxy_config(/*with_mtp_block=*/true) : synthetic_config(o.hidden));
   const ModelConfig& config = model.config;
   const auto t_init = Clock::now();
   if (o.model_dir.empty())

@@ -47,6 +47,7 @@
 #include "io/json.h"
 #include "kernels/ops.h"
 #include "model/hybrid_model.h"
+#include "nano_proxy.h"
 #ifdef NEMOTRON_WITH_CUDA
 #include "kernels/cuda/device.h"
 #endif
@@ -58,45 +59,6 @@ namespace {
 constexpr uint64_t kSeed = 1234;
 constexpr double kInitStd = 0.02;
 
-ModelConfig nano_proxy_config() {
-  json::Value c;
-  c["architectures"] = json::Value::array({json::Value("NemotronHForCausalLM")});
-  c["model_type"] = "nemotron_h";
-  c["vocab_size"] = json::Value(int64_t{131072});
-  c["hidden_size"] = json::Value(int64_t{2688});
-  c["num_hidden_layers"] = json::Value(int64_t{7});
-  c["hybrid_override_pattern"] = "MEM*EME";
-  c["num_attention_heads"] = json::Value(int64_t{32});
-  c["num_key_value_heads"] = json::Value(int64_t{2});
-  c["head_dim"] = json::Value(int64_t{128});
-  c["max_position_embeddings"] = json::Value(int64_t{8192});
-  c["intermediate_size"] = json::Value(int64_t{1856});  // unused: no dense MLP layer in the pattern
-  c["mamba_num_heads"] = json::Value(int64_t{64});
-  c["mamba_head_dim"] = json::Value(int64_t{64});
-  c["ssm_state_size"] = json::Value(int64_t{128});
-  c["n_groups"] = json::Value(int64_t{8});
-  c["chunk_size"] = json::Value(int64_t{128});
-  c["conv_kernel"] = json::Value(int64_t{4});
-  c["use_conv_bias"] = json::Value(true);
-  c["use_bias"] = json::Value(false);
-  c["mlp_bias"] = json::Value(false);
-  c["mlp_hidden_act"] = "relu2";
-  c["layer_norm_epsilon"] = json::Value(1e-5);
-  c["tie_word_embeddings"] = json::Value(false);
-  c["n_routed_experts"] = json::Value(int64_t{128});
-  c["num_experts_per_tok"] = json::Value(int64_t{6});
-  c["moe_intermediate_size"] = json::Value(int64_t{1856});
-  c["n_shared_experts"] = json::Value(int64_t{1});
-  c["moe_shared_expert_intermediate_size"] = json::Value(int64_t{3712});
-  c["moe_latent_size"] = json::Value();
-  c["routed_scaling_factor"] = json::Value(2.5);
-  c["n_group"] = json::Value(int64_t{1});
-  c["topk_group"] = json::Value(int64_t{1});
-  c["norm_topk_prob"] = json::Value(true);
-  c["num_nextn_predict_layers"] = json::Value(int64_t{0});
-  c["initializer_range"] = json::Value(kInitStd);
-  return ModelConfig::from_json(c, "bench_forward proxy");
-}
 
 #ifdef NEMOTRON_WITH_CUDA
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -247,7 +209,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const ModelConfig config = nano_proxy_config();
+  const ModelConfig config = bench::nano_proxy_config();
   for (int64_t seq : seqs)
     std::printf("proxy at seq %lld: forward %.4f TFLOP exact; training step %.4f TFLOP exact, %.4f TFLOP Megatron "
                 "hybrid_flops\n",
