@@ -24,11 +24,6 @@ void same_device(const Tensor& a, const Tensor& b) {
   NT_CHECK(!on_cuda(first), "{} tensor given to a CPU-only build", (first).device().str()); \
   return (cpu_call)
 #endif
-
-// An op whose CUDA kernel does not exist yet: a clear error for device tensors.
-#define NT_CPU_ONLY(first, name, cpu_call)                                                   \
-  NT_CHECK(!on_cuda(first), "{} has no CUDA kernel yet (given {})", name, (first).str()); \
-  return (cpu_call)
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {

@@ -3,9 +3,8 @@
 //
 // The optimizer knows nothing about the model: it updates a list of OptimizerParam (fp32 master
 // weights and their fp32 gradients, owned by the caller, on the CPU or a GPU: the arithmetic is the
-// op ops::adamw_step_). Its state — the step count and, per
-// parameter, exp_avg and exp_avg_sq (fp32, same shape as the parameter) — is exposed as named
-// tensors plus a small JSON of scalars, so the trainer stores it in the native checkpoint next to
+// op ops::adamw_step_). Its state — the step count and, per parameter, exp_avg and exp_avg_sq (fp32,
+// same shape as the parameter) — is exposed as named tensors plus a small JSON of scalars, so the trainer stores it in the native checkpoint next to
 // the weights (each state tensor is sharded exactly like its parameter).
 //
 // Trainer usage, once per iteration (Megatron's order):

@@ -273,6 +273,8 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   if (device.is_cuda()) {
     model->to(device);
     if (cfg.model.bf16) model->set_compute_dtype(DType::BF16);
+  } else if (cfg.model.bf16) {
+    log_warning("mixed precision asks for bf16 compute, but the CPU computes in fp32 (bf16 runs on a GPU)");
   }
   log_info("training on {} ({} compute, fp32 master weights)", device.str(),
            device.is_cuda() && cfg.model.bf16 ? "bf16" : "fp32");
