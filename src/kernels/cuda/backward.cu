@@ -14,13 +14,12 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/device_util.cuh"
 
 namespace nemotron::cuda::launch {
 
 namespace {
 
-constexpr int kWarp = 32;
 
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -56,54 +55,6 @@ __device__ __forceinline__ void store_vec(T* p, int64_t i, const float (&in)[V])
 #pragma unroll
   for (int k = 0; k < V; ++k) pk.v[k] = from_f<T>(in[k]);
   *reinterpret_cast<Pack<T, V>*>(p + i) = pk;
-}
-
-// Scalar access by run-time element type, for the small tensors (dt is [rows, heads]).
-__device__ __forceinline__ float load(const void* p, int64_t i, Elem t) {
-  return t == Elem::F32 ? static_cast<const float*>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-}
-__device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
-  if (t == Elem::F32)
-    static_cast<float*>(p)[i] = v;
-  else
-    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-}
-
-__device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
-// d silu(v) / dv = σ(v)·(1 + v·(1 − σ(v)))
-__device__ __forceinline__ float silu_grad(float v) {
-  const float sg = sigmoid(v);
-  return sg * (1.0f + v * (1.0f - sg));
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-  return v;
-}
-// Block-wide sum / max in a fixed order (blockDim.x a multiple of 32); every thread gets the result.
-// `scratch` holds one float per warp.
-__device__ float block_sum(float v, float* scratch) {
-  v = warp_sum(v);
-  __syncthreads();
-  if (threadIdx.x % kWarp == 0) scratch[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x / kWarp); ++w) total += scratch[w];
-  return total;
-}
-__device__ float block_max(float v, float* scratch) {
-  v = warp_max(v);
-  __syncthreads();
-  if (threadIdx.x % kWarp == 0) scratch[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  float m = -INFINITY;
-  for (int w = 0; w < static_cast<int>(blockDim.x / kWarp); ++w) m = fmaxf(m, scratch[w]);
-  return m;
 }
 
 bool aligned(const void* p, size_t bytes) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % bytes == 0; }

@@ -6,22 +6,16 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_args.h"
 
 namespace nemotron::cuda {
 
 namespace {
 
-launch::Elem elem(const Tensor& t) {
-  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.defined() ? t.str() : "an undefined tensor");
-  if (t.dtype() == DType::F32) return launch::Elem::F32;
-  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
-  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
-}
-
 // A contiguous F32 device copy of a small parameter tensor (or undefined for undefined).
 Tensor f32(const Tensor& t) {
   if (!t.defined()) return t;
-  elem(t);
+  elem_of(t);
   return t.to(DType::F32).contiguous();
 }
 
@@ -30,7 +24,7 @@ Tensor f32(const Tensor& t) {
 DType shared_dtype(std::initializer_list<const Tensor*> ts) {
   const DType first = (*ts.begin())->dtype();
   for (const Tensor* t : ts) {
-    elem(*t);
+    elem_of(*t);
     if (t->dtype() != first) return DType::F32;
   }
   return first;
@@ -60,7 +54,7 @@ NormResult norm_backward(const Tensor& x_in, const Tensor& z_in, const Tensor& w
   NormResult r{Tensor::empty(x.shape(), t, x.device()), gated ? Tensor::empty(x.shape(), t, x.device()) : Tensor(),
                Tensor::empty({d}, DType::F32, x.device())};
   Tensor partial = scratch(launch::norm_backward_partial_rows(rows) * d);
-  launch::NormBackwardArgs a{elem(x),
+  launch::NormBackwardArgs a{elem_of(x),
                              x.raw_data(),
                              gated ? z.raw_data() : nullptr,
                              dout.raw_data(),
@@ -96,7 +90,7 @@ Tensor relu2_backward(const Tensor& x_in, const Tensor& dy_in) {
   const DType t = shared_dtype({&x_in, &dy_in});
   Tensor x = x_in.to(t).contiguous(), dy = dy_in.to(t).contiguous();
   Tensor dx = Tensor::empty(x.shape(), t, x.device());
-  NT_CUDA_CHECK(launch::relu2_backward(elem(x), x.raw_data(), dy.raw_data(), dx.raw_data(), x.numel(), current_stream()));
+  NT_CUDA_CHECK(launch::relu2_backward(elem_of(x), x.raw_data(), dy.raw_data(), dx.raw_data(), x.numel(), current_stream()));
   return dx.to(x_in.dtype());
 }
 
@@ -115,7 +109,7 @@ ops::ConvGrads causal_conv1d_silu_backward(const Tensor& x_in, const Tensor& wei
   g.dweight = Tensor::empty(weight_in.shape(), DType::F32, x.device());
   if (bias.defined()) g.dbias = Tensor::empty({ch}, DType::F32, x.device());
   Tensor partial = scratch(launch::conv1d_backward_partial_rows(batch, seq) * ch * (k + 1));
-  launch::Conv1dBackwardArgs a{elem(x),
+  launch::Conv1dBackwardArgs a{elem_of(x),
                                x.raw_data(),
                                w.data<float>(),
                                bias.defined() ? bias.data<float>() : nullptr,
@@ -137,7 +131,7 @@ Tensor discretize_dt(const Tensor& dt_raw, const Tensor& dt_bias, double lo, dou
   Tensor raw = dt_raw.contiguous(), bias = f32(dt_bias);
   const int64_t nh = raw.size(2);
   Tensor out = Tensor::empty(raw.shape(), DType::F32, raw.device());
-  NT_CUDA_CHECK(launch::discretize_dt(elem(raw), raw.raw_data(), bias.data<float>(), out.data<float>(),
+  NT_CUDA_CHECK(launch::discretize_dt(elem_of(raw), raw.raw_data(), bias.data<float>(), out.data<float>(),
                                       nh ? raw.numel() / nh : 0, nh, lo, hi, current_stream()));
   return out;
 }
@@ -148,7 +142,7 @@ ops::DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias,
   const int64_t nh = raw.size(2), rows = nh ? raw.numel() / nh : 0;
   ops::DtGrads g{Tensor::empty(raw.shape(), raw.dtype(), raw.device()), Tensor::empty({nh}, DType::F32, raw.device())};
   Tensor partial = scratch(launch::discretize_dt_backward_partial_rows(rows) * nh);
-  launch::DtBackwardArgs a{elem(raw),        raw.raw_data(),        bias.data<float>(),   elem(ddt),
+  launch::DtBackwardArgs a{elem_of(raw),        raw.raw_data(),        bias.data<float>(),   elem_of(ddt),
                            ddt.raw_data(),   g.d_raw.raw_data(),    g.d_bias.data<float>(), partial.data<float>(),
                            rows,             nh,                    lo,                   hi};
   NT_CUDA_CHECK(launch::discretize_dt_backward(a, current_stream()));
@@ -156,7 +150,7 @@ ops::DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias,
 }
 
 Tensor cross_entropy_(Tensor& logits, const Tensor& labels_in, const Tensor& weights_in, float grad_scale) {
-  const launch::Elem t = elem(logits);
+  const launch::Elem t = elem_of(logits);
   NT_CHECK(labels_in.device().is_cuda(), "cross_entropy_: labels must be on the GPU with the logits, got {}",
            labels_in.str());
   Tensor labels = labels_in.contiguous(), weights = f32(weights_in);
@@ -188,7 +182,7 @@ void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
 }
 
 double sum_of_squares(const Tensor& x_in) {
-  const launch::Elem t = elem(x_in);
+  const launch::Elem t = elem_of(x_in);
   Tensor x = x_in.contiguous();
   if (x.numel() == 0) return 0.0;
   Tensor partial = scratch(launch::sum_of_squares_blocks(x.numel()));

@@ -5,6 +5,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_args.h"
 
 namespace nemotron::cuda {
 
@@ -12,13 +13,6 @@ void strided_copy(void* dst, const void* src_base, const std::vector<int64_t>& s
                   const std::vector<int64_t>& strides, int64_t offset, size_t elem_size, int device);
 
 namespace {
-
-launch::Elem elem(const Tensor& t) {
-  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.str());
-  if (t.dtype() == DType::F32) return launch::Elem::F32;
-  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
-  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
-}
 
 int64_t norm_dim(const Tensor& t, int64_t dim) {
   int64_t d = dim < 0 ? dim + t.dim() : dim;
@@ -58,6 +52,13 @@ class IndexErrorFlag {
 
 }  // namespace
 
+launch::Elem elem_of(const Tensor& t) {
+  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.defined() ? t.str() : "an undefined tensor");
+  if (t.dtype() == DType::F32) return launch::Elem::F32;
+  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
+  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
+}
+
 void strided_copy(void* dst, const void* src_base, const std::vector<int64_t>& shape,
                   const std::vector<int64_t>& strides, int64_t offset, size_t elem_size, int) {
   launch::Dims d = dims_of(shape);
@@ -92,7 +93,7 @@ void set_batch(cublasLtMatrixLayout_t l, int32_t count, int64_t stride) {
 Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
   NT_CHECK(a_in.dim() >= 2 && b_in.dim() >= 2, "matmul needs matrices, got {} and {}", a_in.str(), b_in.str());
   NT_CHECK(a_in.dtype() == b_in.dtype(), "matmul operands differ in dtype: {} and {}", a_in.str(), b_in.str());
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous(), b = b_in.contiguous();
   int64_t M = trans_a ? a.size(-1) : a.size(-2), K = trans_a ? a.size(-2) : a.size(-1);
   int64_t Kb = trans_b ? b.size(-1) : b.size(-2), N = trans_b ? b.size(-2) : b.size(-1);
@@ -170,8 +171,8 @@ uint32_t alignment_of(const void* p) {
 // c += alpha·op(a)·op(b): cuBLASLt with beta = 1 and an F32 C (= D, updated in place); a and b F32
 // or BF16 with fp32 accumulation. Same column-major view as matmul: C^T[N,M] += op(B)^T op(A)^T.
 void matmul_add_(Tensor& c, const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b, float alpha) {
-  const launch::Elem t = elem(a_in);
-  elem(b_in);
+  const launch::Elem t = elem_of(a_in);
+  elem_of(b_in);
   NT_CHECK(c.device().is_cuda(), "matmul_add_: accumulator {} is not on the GPU", c.str());
   int64_t lda = 0, ldb = 0;
   Tensor a = strided_rows(a_in, lda), b = strided_rows(b_in, ldb);
@@ -215,7 +216,7 @@ void matmul_add_(Tensor& c, const Tensor& a_in, const Tensor& b_in, bool trans_a
 // ---------------------------------------------------------------- elementwise
 
 Tensor binary(cpu::Binary op, const Tensor& a_in, const Tensor& b_in) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor b_conv = b_in.to(a_in.dtype());
   Tensor a = a_in.contiguous(), b = b_conv.contiguous();
   size_t nd = std::max(a.shape().size(), b.shape().size());
@@ -244,7 +245,7 @@ Tensor binary(cpu::Binary op, const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor scale_shift(const Tensor& a_in, float scale, float shift) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   Tensor c = Tensor::empty(a.shape(), a.dtype(), a.device());
   NT_CUDA_CHECK(launch::scale_shift(t, a.raw_data(), c.raw_data(), a.numel(), scale, shift, current_stream()));
@@ -252,7 +253,7 @@ Tensor scale_shift(const Tensor& a_in, float scale, float shift) {
 }
 
 Tensor unary(ops::Unary op, const Tensor& a_in) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   Tensor c = Tensor::empty(a.shape(), a.dtype(), a.device());
   NT_CUDA_CHECK(launch::unary(static_cast<int>(op), t, a.raw_data(), c.raw_data(), a.numel(), current_stream()));
@@ -269,7 +270,7 @@ static Shape reduced(const Shape& s, int64_t dim, bool keepdim) {
 }
 
 Tensor reduce(cpu::Reduce op, const Tensor& a_in, int64_t dim, bool keepdim) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   dim = norm_dim(a, dim);
   Around g = around(a.shape(), dim);
@@ -281,7 +282,7 @@ Tensor reduce(cpu::Reduce op, const Tensor& a_in, int64_t dim, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& a_in, int64_t dim) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   dim = norm_dim(a, dim);
   Around g = around(a.shape(), dim);
@@ -292,7 +293,7 @@ Tensor argmax(const Tensor& a_in, int64_t dim) {
 }
 
 Tensor softmax(const Tensor& a_in, int64_t dim, bool log) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   dim = norm_dim(a, dim);
   Around g = around(a.shape(), dim);
@@ -302,7 +303,7 @@ Tensor softmax(const Tensor& a_in, int64_t dim, bool log) {
 }
 
 Tensor cumsum(const Tensor& a_in, int64_t dim) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   dim = norm_dim(a, dim);
   Around g = around(a.shape(), dim);
@@ -312,7 +313,7 @@ Tensor cumsum(const Tensor& a_in, int64_t dim) {
 }
 
 Tensor rms_norm(const Tensor& x_in, const Tensor& w_in, float eps) {
-  launch::Elem t = elem(x_in), wt = elem(w_in);
+  launch::Elem t = elem_of(x_in), wt = elem_of(w_in);
   Tensor x = x_in.contiguous(), w = w_in.contiguous();
   int64_t h = x.size(-1);
   NT_CHECK(w.dim() == 1 && w.size(0) == h, "rms_norm weight {} does not match input {}", w.str(), x.str());
@@ -323,7 +324,7 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& w_in, float eps) {
 }
 
 ops::TopK topk(const Tensor& a_in, int64_t k) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   Tensor a = a_in.contiguous();
   NT_CHECK(a.dim() >= 1, "topk of a scalar");
   int64_t n = a.size(-1);
@@ -346,7 +347,7 @@ static bool index_is_64(const Tensor& index, const char* op) {
 }
 
 Tensor index_select(const Tensor& a_in, const Tensor& index_in) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   bool is64 = index_is_64(index_in, "index_select");
   Tensor a = a_in.contiguous(), index = index_in.contiguous();
   NT_CHECK(a.dim() >= 1, "index_select of a scalar");
@@ -362,7 +363,7 @@ Tensor index_select(const Tensor& a_in, const Tensor& index_in) {
 }
 
 Tensor gather(const Tensor& a_in, const Tensor& index_in) {
-  launch::Elem t = elem(a_in);
+  launch::Elem t = elem_of(a_in);
   bool is64 = index_is_64(index_in, "gather");
   Tensor a = a_in.contiguous(), index = index_in.contiguous();
   NT_CHECK(index.dim() == a.dim(), "gather: index {} and input {} differ in rank", index.str(), a.str());
@@ -380,7 +381,7 @@ Tensor gather(const Tensor& a_in, const Tensor& index_in) {
 void index_add_(Tensor& dst, const Tensor& index_in, const Tensor& src_in) {
   NT_CHECK(dst.dtype() == DType::F32 && dst.is_contiguous() && dst.device().is_cuda(),
            "index_add_: destination must be a contiguous F32 GPU tensor, got {}", dst.str());
-  launch::Elem st = elem(src_in);
+  launch::Elem st = elem_of(src_in);
   bool is64 = index_is_64(index_in, "index_add_");
   Tensor src = src_in.contiguous(), index = index_in.contiguous();
   int64_t row = dst.size(0) ? dst.numel() / dst.size(0) : 0;

@@ -8,17 +8,11 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_args.h"
 
 namespace nemotron::cuda {
 
 namespace {
-
-launch::Elem elem(const Tensor& t) {
-  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.str());
-  if (t.dtype() == DType::F32) return launch::Elem::F32;
-  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
-  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
-}
 
 size_t elem_bytes(launch::Elem t) { return t == launch::Elem::F32 ? 4 : 2; }
 
@@ -32,7 +26,7 @@ P advance(P p, launch::Elem t, int64_t elements) {
 // A contiguous F32 device copy of a small parameter tensor (or undefined for undefined).
 Tensor f32(const Tensor& t) {
   if (!t.defined()) return t;
-  elem(t);
+  elem_of(t);
   return t.to(DType::F32).contiguous();
 }
 
@@ -66,7 +60,7 @@ void copy_batch_(const std::vector<Tensor>& dst, const std::vector<Tensor>& src_
 Tensor cached_attention(const Tensor& q_in, const std::vector<Tensor>& k_cache, const std::vector<Tensor>& v_cache,
                         const std::vector<int64_t>& lengths, int64_t num_heads, int64_t num_kv_heads,
                         int64_t head_dim, float scale) {
-  const launch::Elem t = elem(q_in);
+  const launch::Elem t = elem_of(q_in);
   const Tensor q = q_in.contiguous();
   const int64_t batch = q.size(0), seq = q.size(1), row = seq * num_heads * head_dim;
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
@@ -93,7 +87,7 @@ Tensor cached_attention(const Tensor& q_in, const std::vector<Tensor>& k_cache, 
 
 Tensor conv_step_(const Tensor& x_in, const std::vector<Tensor>& states, const Tensor& weight, const Tensor& bias_in,
                   const std::vector<Tensor>& windows) {
-  const launch::Elem t = elem(x_in);
+  const launch::Elem t = elem_of(x_in);
   const Tensor x = x_in.contiguous();
   const int64_t batch = x.size(0), seq = x.size(1), ch = x.size(2), k = weight.size(-1);
   NT_CHECK(k <= launch::kMaxConvKernel, "conv_step on the GPU: kernel width {} exceeds the supported {}", k,
@@ -128,7 +122,7 @@ Tensor ssm_step_(const ops::SsdInputs& in, const std::vector<Tensor>& states, co
            "device allows {} per block", p, n, shared, limit);
   const Tensor x = in.x.contiguous(), dt = in.dt.contiguous(), B = in.B.contiguous(), C = in.C.contiguous();
   const Tensor A = f32(in.A), D = f32(in.D);
-  const launch::Elem xt = elem(x), dtt = elem(dt), bt = elem(B), ct = elem(C);
+  const launch::Elem xt = elem_of(x), dtt = elem_of(dt), bt = elem_of(B), ct = elem_of(C);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   for_row_groups(batch, [&](int64_t first, int count) {
     launch::SsmStepArgs a{};

@@ -4,21 +4,11 @@
 
 #include <cfloat>
 
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/device_util.cuh"
 
 namespace nemotron::cuda::launch {
 
 namespace {
-
-__device__ __forceinline__ float load(const void* p, int64_t i, Elem t) {
-  return t == Elem::F32 ? static_cast<const float*>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-}
-__device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
-  if (t == Elem::F32)
-    static_cast<float*>(p)[i] = v;
-  else
-    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-}
 
 int blocks_for(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
@@ -150,28 +140,6 @@ __global__ void cumsum_kernel(Elem t, const void* a, void* out, int64_t outer, i
     acc += load(a, at, t);
     store(out, at, t, acc);
   }
-}
-
-// Block-wide reductions for the row kernels (blockDim.x a multiple of 32, at most 1024).
-__device__ float block_sum(float v, float* shared) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) total += shared[w];
-  return total;
-}
-__device__ float block_max(float v, float* shared) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  float m = -FLT_MAX;
-  for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, shared[w]);
-  return m;
 }
 
 // Softmax along a dimension with stride `inner`: one block per (outer, inner) line.

@@ -1,57 +1,14 @@
-// Mamba-2 (causal conv + SiLU, SSD scan, gated RMSNorm) and causal attention kernels. Plain and
-// correct first: fp32 arithmetic and state whatever the storage type; the SSD is a sequential scan
-// over the tokens and attention a one-query-per-block online softmax. Tensor-core versions (the
-// chunked SSD of spec/anchors.md §1.8, flash attention) come later and are tested against these.
-#include <cuda_bf16.h>
-
-#include <cfloat>
+// Mamba-2 (causal conv + SiLU, sequential SSD scan, gated RMSNorm) and plain causal attention
+// kernels: fp32 arithmetic and state whatever the storage type; the SSD scans the tokens in order
+// and attention is a one-query-per-block online softmax. They serve chunk_size 0 (the reference
+// definition) and the shapes the tensor-core kernels (ssd.cu, attention.cu) do not cover.
 #include <cmath>
 
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/device_util.cuh"
 
 namespace nemotron::cuda::launch {
 
 namespace {
-
-constexpr int kWarp = 32;
-
-__device__ __forceinline__ float load(const void* p, int64_t i, Elem t) {
-  return t == Elem::F32 ? static_cast<const float*>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-}
-__device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
-  if (t == Elem::F32)
-    static_cast<float*>(p)[i] = v;
-  else
-    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-}
-
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
-}
-
-// Block-wide sum / max (blockDim.x a multiple of 32); `scratch` holds one float per warp. Every
-// thread gets the result.
-__device__ float block_sum(float v, float* scratch) {
-  v = warp_sum(v);
-  __syncthreads();
-  if (threadIdx.x % kWarp == 0) scratch[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x / kWarp); ++w) total += scratch[w];
-  return total;
-}
-__device__ float block_max(float v, float* scratch) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
-  __syncthreads();
-  if (threadIdx.x % kWarp == 0) scratch[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  float m = -FLT_MAX;
-  for (int w = 0; w < static_cast<int>(blockDim.x / kWarp); ++w) m = fmaxf(m, scratch[w]);
-  return m;
-}
 
 int blocks_for(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;

@@ -5,22 +5,16 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_args.h"
 
 namespace nemotron::cuda {
 
 namespace {
 
-launch::Elem elem(const Tensor& t) {
-  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.str());
-  if (t.dtype() == DType::F32) return launch::Elem::F32;
-  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
-  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
-}
-
 // A contiguous F32 device copy of a small parameter tensor (or undefined for undefined).
 Tensor f32(const Tensor& t) {
   if (!t.defined()) return t;
-  elem(t);
+  elem_of(t);
   return t.to(DType::F32).contiguous();
 }
 
@@ -30,7 +24,7 @@ const float* f32_ptr(const Tensor& t) { return t.defined() ? t.data<float>() : n
 
 Tensor causal_conv1d_silu(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
   NT_CHECK(x_in.dim() == 3, "causal_conv1d: x must be [batch, seq, channels], got {}", x_in.str());
-  const launch::Elem t = elem(x_in);
+  const launch::Elem t = elem_of(x_in);
   const int64_t batch = x_in.size(0), seq = x_in.size(1), ch = x_in.size(2);
   Tensor w = f32(weight_in.dim() == 3 ? weight_in.reshape({weight_in.size(0), weight_in.size(2)}) : weight_in);
   NT_CHECK(w.dim() == 2 && w.size(0) == ch, "causal_conv1d: weight must be [{}, 1, K], got {}", ch, weight_in.str());
@@ -55,7 +49,7 @@ ops::SsdOutputs ssd_scan(const ops::SsdInputs& in, int64_t chunk_size) {
   Tensor A = f32(in.A), D = f32(in.D), init = f32(in.initial_state);
   ops::SsdOutputs r{Tensor::empty(x.shape(), x.dtype(), x.device()),
                     Tensor::empty({batch, nh, p, n}, DType::F32, x.device())};
-  launch::SsdArgs a{elem(x), elem(dt), elem(B), elem(C),
+  launch::SsdArgs a{elem_of(x), elem_of(dt), elem_of(B), elem_of(C),
                     x.raw_data(), dt.raw_data(), B.raw_data(), C.raw_data(),
                     A.data<float>(), f32_ptr(D), f32_ptr(init),
                     r.y.raw_data(), r.final_state.data<float>(),
@@ -72,7 +66,7 @@ Tensor gated_rms_norm(const Tensor& y_in, const Tensor& z_in, const Tensor& weig
            d, group_size);
   Tensor y = y_in.contiguous(), z = z_in.contiguous(), w = f32(weight_in);
   Tensor out = Tensor::empty(y.shape(), y.dtype(), y.device());
-  NT_CUDA_CHECK(launch::gated_rms_norm(elem(y), y.raw_data(), elem(z), z.raw_data(), w.data<float>(), out.raw_data(),
+  NT_CUDA_CHECK(launch::gated_rms_norm(elem_of(y), y.raw_data(), elem_of(z), z.raw_data(), w.data<float>(), out.raw_data(),
                                        d ? y.numel() / d : 0, d, group_size, eps, current_stream()));
   return out;
 }
@@ -81,9 +75,9 @@ ops::AttentionOutput causal_attention(const Tensor& q_in, const Tensor& k_in, co
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse) {
   if (head_dim <= launch::kFlashMaxHeadDim && scale > 0.0f)  // the flash kernels take the max of unscaled scores
     return flash_attention(q_in, k_in, v_in, num_heads, num_kv_heads, head_dim, scale, with_lse);
-  const launch::Elem t = elem(q_in);
-  elem(k_in);
-  elem(v_in);
+  const launch::Elem t = elem_of(q_in);
+  elem_of(k_in);
+  elem_of(v_in);
   Tensor q = q_in.contiguous(), k = k_in.to(q.dtype()).contiguous(), v = v_in.to(q.dtype()).contiguous();
   const int64_t batch = q.size(0), seq = q.size(1);
   ops::AttentionOutput r;

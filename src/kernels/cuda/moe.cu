@@ -8,7 +8,7 @@
 #include <climits>
 #include <cmath>
 
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/device_util.cuh"
 
 namespace nemotron::cuda::launch {
 
@@ -16,16 +16,6 @@ namespace {
 
 constexpr unsigned kFull = 0xffffffffu;
 constexpr int kWarpsPerBlock = 4;
-
-__device__ __forceinline__ float load(const void* p, int64_t i, Elem t) {
-  return t == Elem::F32 ? static_cast<const float*>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-}
-__device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
-  if (t == Elem::F32)
-    static_cast<float*>(p)[i] = v;
-  else
-    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-}
 
 // (value desc, index asc): is (v, i) before (bv, bi)? bi == INT_MAX marks "nothing yet".
 __device__ __forceinline__ bool before(float v, int i, float bv, int bi) {
@@ -57,15 +47,6 @@ __device__ void warp_topk(const float* v, int n, int k, int* chosen) {
     if (lane == 0) chosen[j] = bi;
   }
   __syncwarp();
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
 }
 
 int blocks_for(int64_t n, int threads) {

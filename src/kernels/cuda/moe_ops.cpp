@@ -14,17 +14,11 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/tensor_args.h"
 
 namespace nemotron::cuda {
 
 namespace {
-
-launch::Elem elem(const Tensor& t) {
-  NT_CHECK(t.defined() && t.device().is_cuda(), "CUDA kernel given {}", t.str());
-  if (t.dtype() == DType::F32) return launch::Elem::F32;
-  if (t.dtype() == DType::BF16) return launch::Elem::BF16;
-  fail("CUDA kernels take F32 or BF16 tensors, got {}", t.str());
-}
 
 cudaDataType_t cuda_type(DType d) {
   NT_CHECK(d == DType::F32 || d == DType::BF16, "the grouped expert GEMMs take F32 or BF16, got {}", dtype_name(d));
@@ -371,7 +365,7 @@ ops::MoePermutation moe_permutation(const Tensor& indices_in, int64_t num_expert
 }
 
 Tensor moe_dispatch(const Tensor& x_in, const ops::MoePermutation& perm) {
-  elem(x_in);
+  elem_of(x_in);
   Tensor x = x_in.contiguous();
   const int64_t rows = perm.tokens.size(0), d = x.size(1);
   Tensor out = Tensor::empty({rows, d}, x.dtype(), x.device());
@@ -381,7 +375,7 @@ Tensor moe_dispatch(const Tensor& x_in, const ops::MoePermutation& perm) {
 }
 
 Tensor moe_combine(const Tensor& y_in, const Tensor& weights_in, const ops::MoePermutation& perm) {
-  const launch::Elem yt = elem(y_in);
+  const launch::Elem yt = elem_of(y_in);
   Tensor y = y_in.contiguous(), weights = weights_in.defined() ? weights_in.contiguous() : Tensor();
   Tensor row_of_slot = perm.row_of_slot.contiguous();
   const int64_t tokens = row_of_slot.size(0), d = y.size(1);
@@ -393,7 +387,7 @@ Tensor moe_combine(const Tensor& y_in, const Tensor& weights_in, const ops::MoeP
 
 ops::MoeCombineGrads moe_combine_backward(const Tensor& dout_in, const Tensor& y_in, const Tensor& weights_in,
                                           const ops::MoePermutation& perm) {
-  const launch::Elem yt = elem(y_in), dt = elem(dout_in);
+  const launch::Elem yt = elem_of(y_in), dt = elem_of(dout_in);
   Tensor dout = dout_in.contiguous(), y = y_in.contiguous(), weights = weights_in.contiguous();
   const int64_t rows = y.size(0), d = y.size(1);
   ops::MoeCombineGrads g{Tensor::empty({rows, d}, y.dtype(), y.device()),
