@@ -4,6 +4,7 @@
 // micro-batch 1.
 //
 //   bench_forward [--seq 4096[,1024,...]] [--mode forward,train] [--dtype bf16,f32] [--iters 3] [--warmup 1]
+//                 [--breakdown on|off]
 //
 // Modes: "forward" is HybridModel::forward (logits); "train" is forward_backward of one micro-batch
 // (next-token labels, full mask: forward, cross-entropy, backward, fp32 gradient accumulation; the
@@ -22,7 +23,8 @@
 // After the table, for the first bf16 train measurement: where the step's time goes, each decoder
 // block's training forward and backward timed alone (synchronised around each), summed by layer
 // kind; the rest of the step is the embedding, the final norm, the output layer with the fused
-// cross-entropy, and the gaps between kernels.
+// cross-entropy, and the gaps between kernels. `--breakdown off` skips it (for a profiler run of the
+// timed steps alone).
 // Also the peak GPU memory of the caching allocator (parameters included; the peak so far, so list
 // sequence lengths in ascending order). One JSON line per result as it completes, then a table.
 // Without a GPU it prints the FLOP counts and exits 0.
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> seqs = {4096};
   std::vector<std::string> modes = {"forward", "train"}, dtypes = {"bf16", "f32"};
   int64_t iters = 3, warmup = 1;
+  std::string breakdown = "on";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--seq") {
@@ -194,18 +197,20 @@ int main(int argc, char** argv) {
       iters = std::atoll(value.c_str());
     } else if (flag == "--warmup") {
       warmup = std::atoll(value.c_str());
+    } else if (flag == "--breakdown") {
+      breakdown = value;
     } else {
       std::fprintf(stderr, "unknown flag %s (flags: --seq N[,N...] --mode forward,train --dtype bf16,f32 "
-                           "--iters N --warmup N)\n", flag.c_str());
+                           "--iters N --warmup N --breakdown on|off)\n", flag.c_str());
       return 2;
     }
   }
-  bool valid = argc % 2 == 1 && iters >= 1 && warmup >= 0;
+  bool valid = argc % 2 == 1 && iters >= 1 && warmup >= 0 && (breakdown == "on" || breakdown == "off");
   for (const std::string& m : modes) valid = valid && (m == "forward" || m == "train");
   for (const std::string& d : dtypes) valid = valid && (d == "bf16" || d == "f32");
   if (!valid) {
     std::fprintf(stderr, "usage: bench_forward [--seq 4096[,1024]] [--mode forward,train] [--dtype bf16,f32] "
-                         "[--iters 3] [--warmup 1]\n");
+                         "[--iters 3] [--warmup 1] [--breakdown on|off]\n");
     return 2;
   }
 
@@ -289,7 +294,7 @@ int main(int argc, char** argv) {
   }
   // ---- where a bf16 training step goes, by layer kind
   for (const Result& r : results) {
-    if (r.mode != "train" || r.dtype != "bf16") continue;
+    if (breakdown == "off" || r.mode != "train" || r.dtype != "bf16") continue;
     model.set_compute_dtype(DType::BF16);
     model.zero_grad();
     std::vector<int64_t> ids(static_cast<size_t>(r.seq));

@@ -79,6 +79,42 @@ TEST_F(Gpu, ElementwiseAndUnary) {
   }
 }
 
+// The flat kernels take eight elements per thread with 16-byte accesses when every pointer is
+// aligned, and scalar accesses otherwise; the broadcast kernel merges dimensions. Odd sizes exercise
+// the tail, views at an odd element offset the scalar path.
+TEST_F(Gpu, ElementwiseFastPathsTailsAndMisalignedViews) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const double tol = dt == DType::F32 ? 1e-6 : 4e-3;
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(1003), int64_t(70001)}) {
+      Tensor a = random_tensor({n + 1}, 30, -2.0f, 2.0f).to(dt), b = random_tensor({n + 1}, 31, 0.5f, 2.0f).to(dt);
+      for (int64_t offset : {int64_t(0), int64_t(1)}) {  // offset 1: not 16-byte aligned
+        Tensor ac = a.slice(0, offset, offset + n), bc = b.slice(0, offset, offset + n);
+        Tensor ag = a.to(Device::cuda()).slice(0, offset, offset + n), bg = b.to(Device::cuda()).slice(0, offset, offset + n);
+        const std::string where = fmt::format("{} n={} offset={}", dtype_name(dt), n, offset);
+        EXPECT_LT(rel_err(ops::add(ag, bg), ops::add(ac, bc)), tol) << where;
+        EXPECT_LT(rel_err(ops::sub(ag, bg), ops::sub(ac, bc)), tol) << where;
+        EXPECT_LT(rel_err(ops::div(ag, bg), ops::div(ac, bc)), tol) << where;
+        EXPECT_LT(rel_err(ops::scale(ag, -1.5f), ops::scale(ac, -1.5f)), tol) << where;
+        EXPECT_LT(rel_err(ops::unary(ops::Unary::Silu, ag), ops::unary(ops::Unary::Silu, ac)), tol) << where;
+        // Conversions round exactly like the CPU's, both ways.
+        const DType other = dt == DType::F32 ? DType::BF16 : DType::F32;
+        EXPECT_EQ(ag.to(other).to(Device::cpu()).to(DType::F32).to_f32_vector(),
+                  ac.to(other).to(DType::F32).to_f32_vector())
+            << where;
+      }
+    }
+    // Broadcasts: a row bias, a column, a scalar, and a middle dimension (merged dimensions).
+    Tensor x = random_tensor({33, 4, 65}, 32).to(dt);
+    for (const Shape& bs : {Shape{65}, Shape{33, 1, 1}, Shape{1}, Shape{4, 1}, Shape{33, 4, 65}}) {
+      Tensor y = random_tensor(bs, 33, 0.5f, 2.0f).to(dt);
+      EXPECT_LT(rel_err(ops::mul(x.to(Device::cuda()), y.to(Device::cuda())), ops::mul(x, y)), tol)
+          << dtype_name(dt) << " with " << shape_str(bs);
+      EXPECT_LT(rel_err(ops::sub(y.to(Device::cuda()), x.to(Device::cuda())), ops::sub(y, x)), tol)
+          << dtype_name(dt) << " with " << shape_str(bs);
+    }
+  }
+}
+
 TEST_F(Gpu, ReductionsSoftmaxNormTopk) {
   Tensor a = random_tensor({4, 300, 3}, 8);
   for (int64_t dim : {0, 1, 2}) {

@@ -23,6 +23,60 @@ __device__ __forceinline__ void store(void* p, int64_t i, Elem t, float v) {
     static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
 }
 
+// Eight consecutive elements as floats. kVector: one or two 16-byte accesses (the caller checked
+// that the pointer is 16-byte aligned); otherwise eight scalar accesses.
+template <bool kVector>
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  if constexpr (kVector) {
+    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else {
+    for (int k = 0; k < 8; ++k) v[k] = p[k];
+  }
+}
+template <bool kVector>
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
+  if constexpr (kVector) {
+    const uint4 u = *reinterpret_cast<const uint4*>(p);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+    for (int k = 0; k < 4; ++k) {
+      const float2 f = __bfloat1622float2(h[k]);
+      v[2 * k] = f.x, v[2 * k + 1] = f.y;
+    }
+  } else {
+    for (int k = 0; k < 8; ++k) v[k] = __bfloat162float(p[k]);
+  }
+}
+template <bool kVector>
+__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
+  if constexpr (kVector) {
+    reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+    for (int k = 0; k < 8; ++k) p[k] = v[k];
+  }
+}
+template <bool kVector>
+__device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&v)[8]) {
+  if constexpr (kVector) {
+    uint4 u;
+    __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+    for (int k = 0; k < 4; ++k) h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+    *reinterpret_cast<uint4*>(p) = u;
+  } else {
+    for (int k = 0; k < 8; ++k) p[k] = __float2bfloat16_rn(v[k]);
+  }
+}
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_float(float v) {
+  if constexpr (sizeof(T) == 4)
+    return v;
+  else
+    return __float2bfloat16_rn(v);
+}
+
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 // d silu(v) / dv = σ(v)·(1 + v·(1 − σ(v)))

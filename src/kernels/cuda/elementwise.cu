@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -15,30 +16,58 @@ int blocks_for(int64_t n, int threads) {
   return static_cast<int>(b < 65535 * 16 ? (b > 0 ? b : 1) : 65535 * 16);
 }
 
-__global__ void binary_kernel(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out,
-                              Dims d, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, oa = 0, ob = 0;
-    for (int k = d.nd - 1; k >= 0; --k) {
-      int64_t idx = rem % d.size[k];
-      rem /= d.size[k];
-      oa += idx * sa.s[k];
-      ob += idx * sb.s[k];
-    }
-    float x = load(a, oa, t), y = load(b, ob, t), r = 0.0f;
-    switch (op) {
-      case 0: r = x + y; break;
-      case 1: r = x - y; break;
-      case 2: r = x * y; break;
-      default: r = x / y; break;
-    }
-    store(out, i, t, r);
+__device__ __forceinline__ float binary_op(int op, float x, float y) {
+  switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    default: return x / y;
   }
 }
 
-__global__ void scale_shift_kernel(Elem t, const void* a, void* out, int64_t n, float scale, float shift) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(out, i, t, load(a, i, t) * scale + shift);
+// Broadcasting: each output element finds its operands through the (collapsed) dimensions. Index
+// is uint32_t where every offset fits, as 64-bit divisions are several times slower.
+template <typename Index>
+__global__ void binary_kernel(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out,
+                              Dims d, Index n) {
+  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < n; i += Index(gridDim.x) * blockDim.x) {
+    Index rem = i, oa = 0, ob = 0;
+    for (int k = d.nd - 1; k >= 0; --k) {
+      const Index size = Index(d.size[k]), idx = rem % size;
+      rem /= size;
+      oa += idx * Index(sa.s[k]);
+      ob += idx * Index(sb.s[k]);
+    }
+    store(out, i, t, binary_op(op, load(a, oa, t), load(b, ob, t)));
+  }
+}
+
+// The elementwise kernels over contiguous operands: eight elements per thread and step (16-byte
+// accesses when kVector), the last n % 8 elements one per thread.
+template <typename T, bool kVector>
+__global__ void binary_flat_kernel(int op, const T* a, const T* b, T* out, int64_t n) {
+  const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t g = first; g < n / 8; g += stride) {
+    float x[8], y[8];
+    load8<kVector>(a + 8 * g, x);
+    load8<kVector>(b + 8 * g, y);
+    for (int k = 0; k < 8; ++k) x[k] = binary_op(op, x[k], y[k]);
+    store8<kVector>(out + 8 * g, x);
+  }
+  for (int64_t i = n / 8 * 8 + first; i < n; i += stride)
+    out[i] = from_float<T>(binary_op(op, to_float(a[i]), to_float(b[i])));
+}
+
+template <typename T, bool kVector>
+__global__ void scale_shift_kernel(const T* a, T* out, int64_t n, float scale, float shift) {
+  const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t g = first; g < n / 8; g += stride) {
+    float x[8];
+    load8<kVector>(a + 8 * g, x);
+    for (float& v : x) v = v * scale + shift;
+    store8<kVector>(out + 8 * g, x);
+  }
+  for (int64_t i = n / 8 * 8 + first; i < n; i += stride) out[i] = from_float<T>(to_float(a[i]) * scale + shift);
 }
 
 // Matches the numbering of ops::Unary.
@@ -59,9 +88,16 @@ __device__ float unary_op(int op, float x) {
   }
 }
 
-__global__ void unary_kernel(int op, Elem t, const void* a, void* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(out, i, t, unary_op(op, load(a, i, t)));
+template <typename T, bool kVector>
+__global__ void unary_kernel(int op, const T* a, T* out, int64_t n) {
+  const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t g = first; g < n / 8; g += stride) {
+    float x[8];
+    load8<kVector>(a + 8 * g, x);
+    for (float& v : x) v = unary_op(op, v);
+    store8<kVector>(out + 8 * g, x);
+  }
+  for (int64_t i = n / 8 * 8 + first; i < n; i += stride) out[i] = from_float<T>(unary_op(op, to_float(a[i])));
 }
 
 // One thread per (outer, inner) pair walks the reduced dimension: simple, and coalesced when
@@ -244,28 +280,85 @@ __global__ void index_add_kernel(float* dst, const void* index, bool is64, const
   }
 }
 
-__global__ void convert_kernel(Elem from, const void* a, Elem to, void* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(out, i, to, load(a, i, from));
+template <typename From, typename To, bool kVector>
+__global__ void convert_kernel(const From* a, To* out, int64_t n) {
+  const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t g = first; g < n / 8; g += stride) {
+    float x[8];
+    load8<kVector>(a + 8 * g, x);
+    store8<kVector>(out + 8 * g, x);
+  }
+  for (int64_t i = n / 8 * 8 + first; i < n; i += stride) out[i] = from_float<To>(to_float(a[i]));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Calls f(T{}, std::bool_constant<vector>{}) for the storage type of `t`: the flat kernels' template
+// arguments.
+template <typename F>
+void with_storage(Elem t, bool vector, F&& f) {
+  if (t == Elem::F32) {
+    if (vector) f(float{}, std::true_type{}); else f(float{}, std::false_type{});
+  } else {
+    if (vector) f(__nv_bfloat16{}, std::true_type{}); else f(__nv_bfloat16{}, std::false_type{});
+  }
 }
 
 }  // namespace
 
 cudaError_t binary(int op, Elem t, const void* a, Strides sa, const void* b, Strides sb, void* out, Dims d,
                    cudaStream_t s) {
+  // Merge neighbouring dimensions that both operands step through as one (same shape: one dimension).
+  Dims c{0, {}};
+  Strides ca{}, cb{};
+  for (int k = 0; k < d.nd; ++k) {
+    if (d.size[k] == 1) continue;
+    const int last = c.nd - 1;
+    if (c.nd > 0 && ca.s[last] == sa.s[k] * d.size[k] && cb.s[last] == sb.s[k] * d.size[k]) {
+      c.size[last] *= d.size[k];
+      ca.s[last] = sa.s[k];
+      cb.s[last] = sb.s[k];
+    } else {
+      c.size[c.nd] = d.size[k];
+      ca.s[c.nd] = sa.s[k];
+      cb.s[c.nd] = sb.s[k];
+      ++c.nd;
+    }
+  }
   int64_t n = 1;
-  for (int k = 0; k < d.nd; ++k) n *= d.size[k];
-  if (n > 0) binary_kernel<<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, sa, b, sb, out, d, n);
+  for (int k = 0; k < c.nd; ++k) n *= c.size[k];
+  if (n == 0) return cudaSuccess;
+  if (c.nd <= 1 && (c.nd == 0 || (ca.s[0] == 1 && cb.s[0] == 1))) {
+    with_storage(t, aligned16(a) && aligned16(b) && aligned16(out), [&](auto type, auto vector) {
+      using T = decltype(type);
+      binary_flat_kernel<T, vector><<<blocks_for((n + 7) / 8, 256), 256, 0, s>>>(
+          op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), n);
+    });
+  } else if (n < (int64_t(1) << 32)) {  // the operands hold at most n elements, so their offsets fit too
+    binary_kernel<uint32_t><<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, ca, b, cb, out, c, uint32_t(n));
+  } else {
+    binary_kernel<int64_t><<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, ca, b, cb, out, c, n);
+  }
   return cudaGetLastError();
 }
 
 cudaError_t scale_shift(Elem t, const void* a, void* out, int64_t n, float scale, float shift, cudaStream_t s) {
-  if (n > 0) scale_shift_kernel<<<blocks_for(n, 256), 256, 0, s>>>(t, a, out, n, scale, shift);
+  if (n > 0)
+    with_storage(t, aligned16(a) && aligned16(out), [&](auto type, auto vector) {
+      using T = decltype(type);
+      scale_shift_kernel<T, vector><<<blocks_for((n + 7) / 8, 256), 256, 0, s>>>(
+          static_cast<const T*>(a), static_cast<T*>(out), n, scale, shift);
+    });
   return cudaGetLastError();
 }
 
 cudaError_t unary(int op, Elem t, const void* a, void* out, int64_t n, cudaStream_t s) {
-  if (n > 0) unary_kernel<<<blocks_for(n, 256), 256, 0, s>>>(op, t, a, out, n);
+  if (n > 0)
+    with_storage(t, aligned16(a) && aligned16(out), [&](auto type, auto vector) {
+      using T = decltype(type);
+      unary_kernel<T, vector><<<blocks_for((n + 7) / 8, 256), 256, 0, s>>>(op, static_cast<const T*>(a),
+                                                                           static_cast<T*>(out), n);
+    });
   return cudaGetLastError();
 }
 
@@ -334,7 +427,18 @@ cudaError_t index_add(float* dst, const void* index, bool is64, const void* src,
 }
 
 cudaError_t convert(Elem from, const void* a, Elem to, void* out, int64_t n, cudaStream_t s) {
-  if (n > 0) convert_kernel<<<blocks_for(n, 256), 256, 0, s>>>(from, a, to, out, n);
+  if (n <= 0) return cudaSuccess;
+  if (from == to) return cudaMemcpyAsync(out, a, n * (from == Elem::F32 ? 4 : 2), cudaMemcpyDeviceToDevice, s);
+  const bool vector = aligned16(a) && aligned16(out);
+  with_storage(from, vector, [&](auto type, auto vec) {
+    using From = decltype(type);
+    if constexpr (sizeof(From) == 4)
+      convert_kernel<float, __nv_bfloat16, vec><<<blocks_for((n + 7) / 8, 256), 256, 0, s>>>(
+          static_cast<const float*>(a), static_cast<__nv_bfloat16*>(out), n);
+    else
+      convert_kernel<__nv_bfloat16, float, vec><<<blocks_for((n + 7) / 8, 256), 256, 0, s>>>(
+          static_cast<const __nv_bfloat16*>(a), static_cast<float*>(out), n);
+  });
   return cudaGetLastError();
 }
 
