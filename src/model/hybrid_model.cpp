@@ -211,16 +211,20 @@ Tensor HybridModel::embed(const Tensor& input_ids) const {
 
 Tensor HybridModel::lm_logits(const Tensor& h) const { return ops::linear(h, lm_head.compute()); }
 
-HybridModel::Output HybridModel::forward(const Tensor& input_ids, bool keep_hidden_states) const {
+Tensor HybridModel::decoder_forward(const Tensor& input_ids, std::vector<Tensor>* hidden_states) const {
   check_unsharded("HybridModel::forward");
-  Output out;
   Tensor h = embed(input_ids);
-  if (keep_hidden_states) out.hidden_states.push_back(h);
+  if (hidden_states) hidden_states->push_back(h);
   for (const Block& b : layers) {
     h = b.forward(h);
-    if (keep_hidden_states) out.hidden_states.push_back(h);
+    if (hidden_states) hidden_states->push_back(h);
   }
-  out.final_hidden = norm_f.forward(h);
+  return norm_f.forward(h);
+}
+
+HybridModel::Output HybridModel::forward(const Tensor& input_ids, bool keep_hidden_states) const {
+  Output out;
+  out.final_hidden = decoder_forward(input_ids, keep_hidden_states ? &out.hidden_states : nullptr);
   out.logits = lm_logits(out.final_hidden);
   return out;
 }
@@ -382,7 +386,7 @@ LossReport HybridModel::evaluate(const TrainBatch& tb, const TrainOptions& optio
   const Tensor& head = lm_head.compute();
   LossReport report;
   for (float m : batch.mask) report.tokens += m != 0.0f;
-  Tensor hk = forward(batch.ids.to(dev)).final_hidden;
+  Tensor hk = decoder_forward(batch.ids.to(dev), nullptr);  // the output layer's logits only inside the loss
   const double count = std::max(sum_of(batch.mask), 1.0);
   report.lm_loss = output_layer_loss(hk.view({N, H}), head, Tensor::from_vector(batch.labels, {N}).to(dev),
                                      Tensor::from_vector(batch.mask, {N}).to(dev)) /

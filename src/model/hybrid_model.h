@@ -99,6 +99,9 @@ class HybridModel {
   };
   // input_ids: I64 or I32 [B, T] with ids in [0, vocab_size).
   Output forward(const Tensor& input_ids, bool keep_hidden_states = false) const;
+  // forward() without the output layer: the final hidden state [B, T, H] (after norm_f), appending
+  // the embeddings and each layer's output to `hidden_states` when given.
+  Tensor decoder_forward(const Tensor& input_ids, std::vector<Tensor>* hidden_states) const;
 
   // Logits of MTP depths 1..depths. Depth k returns [B, T-k, V]: position i predicts token i+k+1
   // from the main model's hidden state at i and the tokens up to i+k (it reads token i+k, the last
