@@ -85,11 +85,8 @@ __device__ __forceinline__ float silu_grad(float v) {
   return sg * (1.0f + v * (1.0f - sg));
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  return v;
-}
-__device__ __forceinline__ double warp_sum(double v) {
+template <typename T>  // float or double
+__device__ __forceinline__ T warp_sum(T v) {
   for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
   return v;
 }
