@@ -2,6 +2,7 @@
 // kernels: fp32 arithmetic and state whatever the storage type; the SSD scans the tokens in order
 // and attention is a one-query-per-block online softmax. They serve chunk_size 0 (the reference
 // definition) and the shapes the tensor-core kernels (ssd.cu, attention.cu) do not cover.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/device_util.cuh"
@@ -10,23 +11,22 @@ namespace nemotron::cuda::launch {
 
 namespace {
 
-int blocks_for(int64_t n, int threads) {
-  int64_t b = (n + threads - 1) / threads;
-  return static_cast<int>(b < 65535 * 16 ? (b > 0 ? b : 1) : 65535 * 16);
-}
-
 // ---------------------------------------------------------------- causal conv1d + SiLU
 
-__global__ void conv1d_silu_kernel(Elem t, const void* x, const float* w, const float* bias, void* out, int64_t seq,
-                                   int64_t ch, int64_t k, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % ch, bt = i / ch, tok = bt % seq, row0 = bt - tok;  // row0: the batch row's token 0
+// Threads over channels (coalesced), blocks over (batch, token) rows: the row's divisions once per
+// thread rather than per element.
+__global__ void conv1d_silu_kernel(Elem t, const void* x, const float* w, const float* bias, void* out, int64_t rows,
+                                   int64_t seq, int64_t ch, int64_t k) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= ch) return;
+  for (int64_t bt = blockIdx.y; bt < rows; bt += gridDim.y) {
+    const int64_t tok = bt % seq, row0 = bt - tok;  // row0: the batch row's token 0
     float acc = bias ? bias[c] : 0.0f;
     for (int64_t j = 0; j < k; ++j) {
       const int64_t src = tok - (k - 1) + j;  // tap j sees token t-(K-1)+j; before 0 is zero padding
       if (src >= 0) acc += w[c * k + j] * load(x, (row0 + src) * ch + c, t);
     }
-    store(out, i, t, silu(acc));
+    store(out, bt * ch + c, t, silu(acc));
   }
 }
 
@@ -153,8 +153,11 @@ __global__ void causal_attention_kernel(Elem t, const void* q, const void* k, co
 
 cudaError_t causal_conv1d_silu(Elem t, const void* x, const float* w, const float* bias, void* out, int64_t batch,
                                int64_t seq, int64_t channels, int64_t kernel, cudaStream_t s) {
-  const int64_t n = batch * seq * channels;
-  if (n > 0) conv1d_silu_kernel<<<blocks_for(n, 256), 256, 0, s>>>(t, x, w, bias, out, seq, channels, kernel, n);
+  const int64_t rows = batch * seq;
+  if (rows > 0 && channels > 0) {
+    const dim3 grid(static_cast<unsigned>((channels + 255) / 256), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+    conv1d_silu_kernel<<<grid, 256, 0, s>>>(t, x, w, bias, out, rows, seq, channels, kernel);
+  }
   return cudaGetLastError();
 }
 
