@@ -165,16 +165,74 @@ AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor&
 
 // ---------------------------------------------------------------- optimizer
 
+namespace {
+void check_f32_contiguous(const Tensor& t, const char* op, const char* what) {
+  NT_CHECK(t.defined() && t.dtype() == DType::F32 && t.is_contiguous(), "{}: {} must be contiguous F32 tensors, got {}",
+           op, what, t.defined() ? t.str() : "an undefined tensor");
+}
+}  // namespace
+
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWScalars& s) {
   for (const Tensor* t : std::initializer_list<const Tensor*>{&param, &grad, &exp_avg, &exp_avg_sq}) {
-    NT_CHECK(t->defined() && t->dtype() == DType::F32 && t->is_contiguous(),
-             "adamw_step_: parameter, gradient and moments must be contiguous F32 tensors, got {}", t->str());
+    check_f32_contiguous(*t, "adamw_step_", "parameter, gradient and moments");
     NT_CHECK(t->shape() == param.shape(), "adamw_step_: {} is not shaped like the parameter {}", t->str(),
              param.str());
     same_device(param, *t);
   }
   NT_DISPATCH(param, cpu::adamw_step_(param, grad, exp_avg, exp_avg_sq, s),
               cuda::adamw_step_(param, grad, exp_avg, exp_avg_sq, s));
+}
+
+void multi_tensor_adamw_step_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                              const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                              const std::vector<bool>& weight_decay, const AdamWScalars& s) {
+  const size_t n = params.size();
+  NT_CHECK(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n && weight_decay.size() == n,
+           "multi_tensor_adamw_step_: {} parameters but {} gradients, {} exp_avgs, {} exp_avg_sqs and {} decay flags",
+           n, grads.size(), exp_avgs.size(), exp_avg_sqs.size(), weight_decay.size());
+  if (n == 0) return;
+  for (size_t i = 0; i < n; ++i)
+    for (const Tensor* t : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
+      check_f32_contiguous(*t, "multi_tensor_adamw_step_", "parameters, gradients and moments");
+      NT_CHECK(t->shape() == params[i].shape(), "multi_tensor_adamw_step_: {} is not shaped like parameter {} {}",
+               t->str(), i, params[i].str());
+      same_device(params[0], *t);
+    }
+  NT_DISPATCH(params[0], cpu::multi_tensor_adamw_step_(params, grads, exp_avgs, exp_avg_sqs, weight_decay, s),
+              cuda::multi_tensor_adamw_step_(params, grads, exp_avgs, exp_avg_sqs, weight_decay, s));
+}
+
+double sum_of_squares(const Tensor& x) {
+  NT_CHECK(x.defined() && dtype_is_float(x.dtype()), "sum_of_squares needs a float tensor, got {}",
+           x.defined() ? x.str() : "none");
+  NT_DISPATCH(x, cpu::sum_of_squares(x), cuda::sum_of_squares(x));
+}
+
+double multi_tensor_sum_of_squares(const std::vector<Tensor>& xs) {
+  if (xs.empty()) return 0.0;
+  for (const Tensor& x : xs) {
+    check_f32_contiguous(x, "multi_tensor_sum_of_squares", "the tensors");
+    same_device(xs[0], x);
+  }
+  NT_DISPATCH(xs[0], cpu::multi_tensor_sum_of_squares(xs), cuda::multi_tensor_sum_of_squares(xs));
+}
+
+void multi_tensor_scale_(const std::vector<Tensor>& xs, float s) {
+  if (xs.empty()) return;
+  for (const Tensor& x : xs) {
+    check_f32_contiguous(x, "multi_tensor_scale_", "the tensors");
+    same_device(xs[0], x);
+  }
+  NT_DISPATCH(xs[0], cpu::multi_tensor_scale_(xs, s), cuda::multi_tensor_scale_(xs, s));
+}
+
+void accumulate_(Tensor& acc, const Tensor& x) {
+  check_f32_contiguous(acc, "accumulate_", "the accumulator");
+  NT_CHECK(x.defined() && dtype_is_float(x.dtype()) && x.shape() == acc.shape(),
+           "accumulate_: the addend must be a float tensor shaped like the accumulator {}, got {}", acc.str(),
+           x.defined() ? x.str() : "an undefined tensor");
+  same_device(acc, x);
+  NT_DISPATCH(acc, cpu::accumulate_(acc, x), cuda::accumulate_(acc, x));
 }
 
 // ---------------------------------------------------------------- training
@@ -301,12 +359,6 @@ Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weight
   same_device(logits, weights);
   NT_DISPATCH(logits, cpu::cross_entropy_(logits, labels, weights, grad_scale),
               cuda::cross_entropy_(logits, labels, weights, grad_scale));
-}
-
-double sum_of_squares(const Tensor& x) {
-  NT_CHECK(x.defined() && dtype_is_float(x.dtype()), "sum_of_squares needs a float tensor, got {}",
-           x.defined() ? x.str() : "none");
-  NT_DISPATCH(x, cpu::sum_of_squares(x), cuda::sum_of_squares(x));
 }
 
 }  // namespace nemotron::ops

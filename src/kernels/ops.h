@@ -198,6 +198,7 @@ AttentionGrads causal_attention_backward(const Tensor& q, const Tensor& k, const
 // so that the [N, V] logits exist once (the output layer's backward reads them next).
 Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale);
 
+// ---- optimizer ----
 // One AdamW step on a parameter, its gradient and its two moments (F32 tensors of one shape and
 // device, updated in place), in torch.optim.AdamW's single-tensor arithmetic with the scalars formed
 // on the host as torch forms them (train/optimizer.cpp):
@@ -215,9 +216,33 @@ struct AdamWScalars {
 };
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWScalars& s);
 
-// Σ x² over all elements, accumulated in double on the CPU and in fp32 per block then double on CUDA;
-// returned on the host (gradient norms).
+// The multi-tensor ops work on a whole list of parameters at once, like apex's multi_tensor_apply:
+// on CUDA the list is cut into fixed chunks and one launch covers up to 64 tensors (their addresses
+// travel in the kernel arguments: nothing is allocated or copied for them), instead of a launch per
+// tensor. Every tensor is a contiguous F32 tensor; all are on one device. The CPU path is the loop
+// over the single-tensor reference.
+
+// adamw_step_ on every i: params[i], grads[i], exp_avgs[i], exp_avg_sqs[i] (one shape per i), with
+// s.decay_factor where weight_decay[i] and 1 elsewhere (Megatron's decay / no-decay groups). Each
+// element's arithmetic is adamw_step_'s, so the results are those of the per-tensor loop, bit for bit.
+void multi_tensor_adamw_step_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                              const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                              const std::vector<bool>& weight_decay, const AdamWScalars& s);
+
+// Σ x² over all elements, accumulated in double; returned on the host (gradient norms). Any float
+// dtype and layout.
 double sum_of_squares(const Tensor& x);
+// Σ over the list of sum_of_squares, with one host synchronisation on CUDA. Deterministic: each
+// fixed chunk is summed in double in a fixed order, then the chunk sums in chunk order, so the result
+// depends only on the values and the list's shapes (it differs from the CPU's, which sums per tensor
+// in blocks of 65536, by rounding only: ~1e-13 relative).
+double multi_tensor_sum_of_squares(const std::vector<Tensor>& xs);
+// x *= s (fp32 multiply) for every tensor of the list (gradient clipping).
+void multi_tensor_scale_(const std::vector<Tensor>& xs, float s);
+
+// acc += x in fp32, in place (gradient accumulation): acc a contiguous F32 tensor, x of acc's shape
+// and device, any float dtype and layout.
+void accumulate_(Tensor& acc, const Tensor& x);
 
 // The argument checks of ssd_scan and causal_attention (nemotron::Error on misuse), for the backward
 // passes that take the same inputs.

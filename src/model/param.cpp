@@ -83,8 +83,8 @@ void Param::accumulate_grad(const Tensor& g) {
   if (!requires_grad) return;
   NT_CHECK(g.shape() == local_shape(), "gradient for '{}' has shape {}, expected {}", name, shape_str(g.shape()),
            shape_str(local_shape()));
-  // ops::add keeps the dtype of its first operand on devices: the F32 grad.
-  grad = ops::add(grad_buffer(), g);
+  // In place: the gradient keeps its storage across micro-batches (no new tensor per call).
+  ops::accumulate_(grad_buffer(), g);
 }
 
 void load_params(const std::vector<Param*>& params, const WeightMap& weights, const std::string& source,

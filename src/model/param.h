@@ -48,8 +48,9 @@ struct Param {
   // Loads value from the whole HF tensor, checking its shape and dtype.
   void load(const Tensor& full);
 
-  // grad += g (g: local_shape(), any float dtype, on value's device); allocates a zero grad first
-  // when there is none. Does nothing for a parameter that does not require a gradient.
+  // grad += g in place, in fp32 (g: local_shape(), any float dtype and layout, on value's device);
+  // allocates a zero grad first when there is none. Does nothing for a parameter that does not
+  // require a gradient.
   void accumulate_grad(const Tensor& g);
   // Sets grad to zeros (allocating it on value's device) when the parameter requires a gradient.
   void zero_grad();

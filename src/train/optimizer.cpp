@@ -38,10 +38,17 @@ void zero_grads(const std::vector<OptimizerParam>& params) {
   for (const OptimizerParam& p : params) p.grad->zero_();
 }
 
+namespace {
+std::vector<Tensor> grads_of(const std::vector<OptimizerParam>& params) {
+  std::vector<Tensor> grads;
+  grads.reserve(params.size());
+  for (const OptimizerParam& p : params) grads.push_back(*p.grad);  // handles: the same storage
+  return grads;
+}
+}  // namespace
+
 double grad_sq_norm_fp64(const std::vector<OptimizerParam>& params) {
-  double total = 0.0;
-  for (const OptimizerParam& p : params) total += ops::sum_of_squares(*p.grad);
-  return total;
+  return ops::multi_tensor_sum_of_squares(grads_of(params));
 }
 
 void clip_grads_with_norm(const std::vector<OptimizerParam>& params, double max_norm, double total_norm) {
@@ -51,7 +58,7 @@ void clip_grads_with_norm(const std::vector<OptimizerParam>& params, double max_
   const float denom = static_cast<float>(total_norm) + static_cast<float>(1e-6);
   const float coef = std::min((1.0f / denom) * static_cast<float>(max_norm), 1.0f);
   if (coef == 1.0f) return;  // multiplying by one changes nothing
-  for (const OptimizerParam& p : params) p.grad->copy_(ops::scale(*p.grad, coef));
+  ops::multi_tensor_scale_(grads_of(params), coef);
 }
 
 double clip_grad_norm(const std::vector<OptimizerParam>& params, double max_norm) {
@@ -71,8 +78,12 @@ AdamW::AdamW(std::vector<OptimizerParam> params, AdamWOptions options)
   for (const OptimizerParam& p : params_) {
     check_param(p);
     NT_CHECK(names.insert(p.name).second, "optimizer: parameter '{}' is listed twice", p.name);
+    NT_CHECK(p.value->device() == params_[0].value->device(),
+             "optimizer: parameter '{}' is on {} but '{}' on {}; the optimizer updates parameters of one device",
+             p.name, p.value->device().str(), params_[0].name, params_[0].value->device().str());
     exp_avg_.push_back(Tensor::zeros(p.value->shape(), DType::F32, p.value->device()));
     exp_avg_sq_.push_back(Tensor::zeros(p.value->shape(), DType::F32, p.value->device()));
+    weight_decay_.push_back(p.weight_decay);
   }
 }
 
@@ -93,14 +104,14 @@ void AdamW::step(double lr, double weight_decay) {
   scalars.bc2_sqrt = static_cast<float>(bias_correction2_sqrt);
   scalars.eps = static_cast<float>(options_.eps);
   scalars.neg_step_size = static_cast<float>(-step_size);
-  const float decay_factor = static_cast<float>(1.0 - lr * weight_decay);
+  // For the decay group only; the others are multiplied by exactly 1, which leaves them unchanged.
+  scalars.decay_factor = static_cast<float>(1.0 - lr * weight_decay);
 
-  for (size_t k = 0; k < params_.size(); ++k) {
-    const OptimizerParam& p = params_[k];
-    // Multiplying by exactly 1 leaves a parameter outside the decay group unchanged.
-    scalars.decay_factor = p.weight_decay && weight_decay != 0.0 ? decay_factor : 1.0f;
-    ops::adamw_step_(*p.value, *p.grad, exp_avg_[k], exp_avg_sq_[k], scalars);
-  }
+  // One multi-tensor step over every parameter (a few launches on a GPU instead of one per tensor).
+  std::vector<Tensor> values;
+  values.reserve(params_.size());
+  for (const OptimizerParam& p : params_) values.push_back(*p.value);
+  ops::multi_tensor_adamw_step_(values, grads_of(params_), exp_avg_, exp_avg_sq_, weight_decay_, scalars);
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {

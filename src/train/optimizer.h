@@ -2,10 +2,12 @@
 // torch.nn.utils.clip_grad_norm_ semantics, and Megatron's rule for which parameters get weight decay.
 //
 // The optimizer knows nothing about the model: it updates a list of OptimizerParam (fp32 master
-// weights and their fp32 gradients, owned by the caller, on the CPU or a GPU: the arithmetic is the
-// op ops::adamw_step_). Its state — the step count and, per parameter, exp_avg and exp_avg_sq (fp32,
-// same shape as the parameter) — is exposed as named tensors plus a small JSON of scalars, so the trainer stores it in the native checkpoint next to
-// the weights (each state tensor is sharded exactly like its parameter).
+// weights and their fp32 gradients, owned by the caller, all on the CPU or all on one GPU). The
+// arithmetic is the op ops::adamw_step_, run over the whole list at once by
+// ops::multi_tensor_adamw_step_ (a few kernel launches on a GPU, not one per tensor). Its state — the
+// step count and, per parameter, exp_avg and exp_avg_sq (fp32, same shape as the parameter) — is
+// exposed as named tensors plus a small JSON of scalars, so the trainer stores it in the native
+// checkpoint next to the weights (each state tensor is sharded exactly like its parameter).
 //
 // Trainer usage, once per iteration (Megatron's order):
 //     zero_grads(params);                          // before the first micro-batch
@@ -46,11 +48,12 @@ bool megatron_applies_weight_decay(const std::string& name, const Shape& shape);
 // Sets every gradient to zero.
 void zero_grads(const std::vector<OptimizerParam>& params);
 
-// Sum of squares of every gradient element, accumulated in fp64 in a fixed order (serially, so the
-// result does not depend on the thread count): the local part of the global norm.
+// Sum of squares of every gradient element, accumulated in fp64 in a fixed order (so the result does
+// not depend on the thread count or the timing): the local part of the global norm. One host
+// synchronisation on a GPU (ops::multi_tensor_sum_of_squares).
 double grad_sq_norm_fp64(const std::vector<OptimizerParam>& params);
 
-// Scales every gradient by min(max_norm / (total_norm + 1e-6), 1) computed as torch does it in fp32:
+// Scales every gradient in place by min(max_norm / (total_norm + 1e-6), 1) computed as torch does it in fp32:
 // the norm is rounded to fp32, 1e-6 added in fp32, the quotient formed as reciprocal × max_norm.
 // Does nothing when max_norm <= 0 (clipping off) or total_norm is not finite (the caller skips the
 // step; scaling by NaN would destroy the gradients for nothing).
@@ -68,8 +71,8 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  // Checks the parameters (unique names, contiguous F32, value/grad shapes and devices equal) and
-  // allocates zeroed state on each parameter's device.
+  // Checks the parameters (unique names, contiguous F32, value/grad shapes equal, every tensor on one
+  // device) and allocates zeroed state on that device.
   AdamW(std::vector<OptimizerParam> params, AdamWOptions options);
 
   // One update of every parameter with this learning rate; `weight_decay` applies only to the
@@ -100,6 +103,7 @@ class AdamW {
   AdamWOptions options_;
   std::vector<Tensor> exp_avg_;
   std::vector<Tensor> exp_avg_sq_;
+  std::vector<bool> weight_decay_;  // params_[k].weight_decay, in the form the multi-tensor op takes
   int64_t step_ = 0;
 };
 

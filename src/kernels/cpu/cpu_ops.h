@@ -32,8 +32,14 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 ops::AttentionOutput causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t num_heads,
                                       int64_t num_kv_heads, int64_t head_dim, float scale, bool with_lse);
 
-// The AdamW step (cpu/optimizer.cpp); tensors checked by ops.cpp.
+// The optimizer (cpu/optimizer.cpp; sum_of_squares in cpu/backward.cpp); tensors checked by ops.cpp.
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s);
+void multi_tensor_adamw_step_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                              const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                              const std::vector<bool>& weight_decay, const ops::AdamWScalars& s);
+double multi_tensor_sum_of_squares(const std::vector<Tensor>& xs);
+void multi_tensor_scale_(const std::vector<Tensor>& xs, float s);
+void accumulate_(Tensor& acc, const Tensor& x);
 
 // Training (cpu/backward.cpp); arguments already checked by ops.cpp.
 void matmul_add_(Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha);

@@ -1,5 +1,6 @@
-// The AdamW step on the CPU: torch.optim.AdamW's single-tensor arithmetic, element by element, with
-// the scalars the caller formed on the host (see ops::AdamWScalars).
+// The optimizer on the CPU: the AdamW step in torch.optim.AdamW's single-tensor arithmetic, element by
+// element, with the scalars the caller formed on the host (see ops::AdamWScalars); the multi-tensor
+// ops as loops over the single-tensor ones; in-place gradient accumulation.
 #include <cmath>
 
 #include "core/thread_pool.h"
@@ -34,6 +35,41 @@ void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp
       const float denom = std::sqrt(v[i]) / s.bc2_sqrt + s.eps;
       w[i] = p + s.neg_step_size * m[i] / denom;           // param.addcdiv_(m, denom, -step_size)
     }
+  });
+}
+
+void multi_tensor_adamw_step_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                              const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                              const std::vector<bool>& weight_decay, const ops::AdamWScalars& s) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    ops::AdamWScalars si = s;
+    if (!weight_decay[i]) si.decay_factor = 1.0f;  // multiplying by exactly 1 leaves p unchanged
+    Tensor p = params[i], m = exp_avgs[i], v = exp_avg_sqs[i];  // views of the same storage
+    cpu::adamw_step_(p, grads[i], m, v, si);
+  }
+}
+
+double multi_tensor_sum_of_squares(const std::vector<Tensor>& xs) {
+  double total = 0.0;
+  for (const Tensor& x : xs) total += cpu::sum_of_squares(x);
+  return total;
+}
+
+void multi_tensor_scale_(const std::vector<Tensor>& xs, float s) {
+  for (const Tensor& x : xs) {
+    float* p = x.data<float>();
+    parallel_for(x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) p[i] *= s;
+    });
+  }
+}
+
+void accumulate_(Tensor& acc, const Tensor& x_in) {
+  const Tensor x = as_f32(x_in);  // exact conversion; x itself when already contiguous F32
+  float* a = acc.data<float>();
+  const float* b = x.data<float>();
+  parallel_for(acc.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) a[i] += b[i];
   });
 }
 

@@ -1,5 +1,6 @@
-// Training kernels: the backward passes of the elementwise and normalisation ops, the fused
-// cross-entropy, the AdamW step and the sum of squares. fp32 arithmetic whatever the storage type.
+// Training kernels: the backward passes of the elementwise and normalisation ops and the fused
+// cross-entropy (the optimizer's kernels are in optimizer.cu). fp32 arithmetic whatever the storage
+// type.
 //
 // Weight gradients are sums over rows. They are deterministic: each block sums its own rows into a
 // partial row, and column_sum adds the partial rows in a fixed order; no float atomics. The number
@@ -575,93 +576,6 @@ cudaError_t launch_cross_entropy(const CrossEntropyArgs& a, cudaStream_t s) {
   return cudaGetLastError();
 }
 
-// ---------------------------------------------------------------- AdamW
-
-// torch.optim.AdamW's single-tensor arithmetic (see ops::adamw_step_), every operation rounded on its
-// own (the _rn intrinsics are never contracted into fused multiply-adds), so that the result equals
-// the CPU reference bit for bit.
-__device__ __forceinline__ void adamw_element(float& p, float g, float& m, float& v, const AdamWArgs& s) {
-  if (s.grad_scale != 1.0f) g = __fmul_rn(g, s.grad_scale);
-  const float param = __fmul_rn(p, s.decay_factor);
-  const float diff = __fsub_rn(g, m);  // torch's lerp(m, g, w): one fma, formula switching at |w| = 0.5
-  m = fabsf(s.lerp_weight) < 0.5f ? __fmaf_rn(s.lerp_weight, diff, m)
-                                  : __fmaf_rn(__fsub_rn(s.lerp_weight, 1.0f), diff, g);
-  v = __fmaf_rn(__fmul_rn(s.one_minus_beta2, g), g, __fmul_rn(v, s.beta2));
-  const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), s.bc2_sqrt), s.eps);
-  p = __fadd_rn(param, __fdiv_rn(__fmul_rn(s.neg_step_size, m), denom));
-}
-
-template <int V>
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64_t n, AdamWArgs s) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x, first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / V;
-  for (int64_t j = first; j < nv; j += stride) {
-    Pack<float, V> pp = reinterpret_cast<Pack<float, V>*>(p)[j], mm = reinterpret_cast<Pack<float, V>*>(m)[j],
-                   vv = reinterpret_cast<Pack<float, V>*>(v)[j];
-    const Pack<float, V> gg = reinterpret_cast<const Pack<float, V>*>(g)[j];
-#pragma unroll
-    for (int k = 0; k < V; ++k) adamw_element(pp.v[k], gg.v[k], mm.v[k], vv.v[k], s);
-    reinterpret_cast<Pack<float, V>*>(p)[j] = pp;
-    reinterpret_cast<Pack<float, V>*>(m)[j] = mm;
-    reinterpret_cast<Pack<float, V>*>(v)[j] = vv;
-  }
-  for (int64_t i = nv * V + first; i < n; i += stride) adamw_element(p[i], g[i], m[i], v[i], s);
-}
-
-// ---------------------------------------------------------------- sum of squares
-
-constexpr int kSsqThreads = 256;
-constexpr int64_t kSsqMaxBlocks = 4096;
-
-template <typename T, int V>
-__global__ void sum_of_squares_kernel(const T* x, int64_t n, float* partial) {
-  __shared__ float scratch[kWarp];
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x, first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / V;
-  float acc = 0.0f;
-  for (int64_t j = first; j < nv; j += stride) {
-    float xv[V];
-    load_vec<T, V>(x, j * V, xv);
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc += xv[k] * xv[k];
-  }
-  for (int64_t i = nv * V + first; i < n; i += stride) {
-    const float xi = to_f(x[i]);
-    acc += xi * xi;
-  }
-  acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
-}
-
-// One block adds the partials in double: strided per thread, then a fixed tree.
-__global__ void sum_partials_kernel(const float* partial, int64_t blocks, double* out) {
-  __shared__ double sums[kSsqThreads];
-  double acc = 0.0;
-  for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x) acc += static_cast<double>(partial[b]);
-  sums[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = kSsqThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *out = sums[0];
-}
-
-template <typename T>
-cudaError_t launch_sum_of_squares(const void* x, int64_t n, float* partial, double* out, cudaStream_t s) {
-  constexpr int V = 16 / sizeof(T);
-  const int blocks = static_cast<int>(sum_of_squares_blocks(n));
-  const T* px = static_cast<const T*>(x);
-  if (aligned(x, 16))
-    sum_of_squares_kernel<T, V><<<blocks, kSsqThreads, 0, s>>>(px, n, partial);
-  else
-    sum_of_squares_kernel<T, 1><<<blocks, kSsqThreads, 0, s>>>(px, n, partial);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-  sum_partials_kernel<<<1, kSsqThreads, 0, s>>>(partial, blocks, out);
-  return cudaGetLastError();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- launchers
@@ -727,26 +641,6 @@ cudaError_t discretize_dt_backward(const DtBackwardArgs& a, cudaStream_t s) {
 cudaError_t cross_entropy(const CrossEntropyArgs& a, cudaStream_t s) {
   if (a.rows == 0) return cudaSuccess;
   return a.t == Elem::F32 ? launch_cross_entropy<float>(a, s) : launch_cross_entropy<__nv_bfloat16>(a, s);
-}
-
-cudaError_t adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& scalars,
-                       cudaStream_t s) {
-  if (n == 0) return cudaSuccess;
-  if (aligned(p, 16) && aligned(g, 16) && aligned(m, 16) && aligned(v, 16))
-    adamw_kernel<4><<<grid_for(n / 4 + 1, 256, 132 * 16), 256, 0, s>>>(p, g, m, v, n, scalars);
-  else
-    adamw_kernel<1><<<grid_for(n, 256, 132 * 16), 256, 0, s>>>(p, g, m, v, n, scalars);
-  return cudaGetLastError();
-}
-
-int64_t sum_of_squares_blocks(int64_t n) {
-  const int64_t b = (n + kSsqThreads * 8 - 1) / (kSsqThreads * 8);
-  return b < 1 ? 1 : b < kSsqMaxBlocks ? b : kSsqMaxBlocks;
-}
-
-cudaError_t sum_of_squares(Elem t, const void* x, int64_t n, float* partial, double* out, cudaStream_t s) {
-  return t == Elem::F32 ? launch_sum_of_squares<float>(x, n, partial, out, s)
-                        : launch_sum_of_squares<__nv_bfloat16>(x, n, partial, out, s);
 }
 
 }  // namespace nemotron::cuda::launch

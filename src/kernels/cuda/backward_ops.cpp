@@ -174,22 +174,4 @@ Tensor cross_entropy_(Tensor& logits, const Tensor& labels_in, const Tensor& wei
   return loss;
 }
 
-void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s) {
-  launch::AdamWArgs a{s.decay_factor, s.lerp_weight, s.beta2,         s.one_minus_beta2,
-                      s.bc2_sqrt,     s.eps,         s.neg_step_size, s.grad_scale};
-  NT_CUDA_CHECK(launch::adamw_step(param.data<float>(), grad.data<float>(), exp_avg.data<float>(),
-                                   exp_avg_sq.data<float>(), param.numel(), a, current_stream()));
-}
-
-double sum_of_squares(const Tensor& x_in) {
-  const launch::Elem t = elem_of(x_in);
-  Tensor x = x_in.contiguous();
-  if (x.numel() == 0) return 0.0;
-  Tensor partial = scratch(launch::sum_of_squares_blocks(x.numel()));
-  Tensor out = Tensor::empty({1}, DType::F64, x.device());
-  NT_CUDA_CHECK(
-      launch::sum_of_squares(t, x.raw_data(), x.numel(), partial.data<float>(), out.data<double>(), current_stream()));
-  return out.to(Device::cpu()).item();
-}
-
 }  // namespace nemotron::cuda

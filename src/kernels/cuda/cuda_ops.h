@@ -77,8 +77,18 @@ ops::DtGrads discretize_dt_backward(const Tensor& dt_raw, const Tensor& dt_bias,
 ops::GatedNormGrads gated_rms_norm_backward(const Tensor& y, const Tensor& z, const Tensor& weight,
                                            int64_t group_size, float eps, const Tensor& dout);
 Tensor cross_entropy_(Tensor& logits, const Tensor& labels, const Tensor& weights, float grad_scale);
+
+// The optimizer: multi-tensor AdamW, sum of squares and scale, gradient accumulation
+// (cuda/optimizer_ops.cpp); arguments already checked by ops.cpp. The single-tensor AdamW step and
+// sum of squares are the multi-tensor kernels on a list of one.
 void adamw_step_(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const ops::AdamWScalars& s);
+void multi_tensor_adamw_step_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                              const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                              const std::vector<bool>& weight_decay, const ops::AdamWScalars& s);
 double sum_of_squares(const Tensor& x);
+double multi_tensor_sum_of_squares(const std::vector<Tensor>& xs);
+void multi_tensor_scale_(const std::vector<Tensor>& xs, float s);
+void accumulate_(Tensor& acc, const Tensor& x);
 
 // Chunked SSD on the tensor cores (cuda/ssd_ops.cpp) and flash attention (cuda/attention_ops.cpp);
 // arguments already checked by ops.cpp. BF16 inputs run bf16 products with fp32 accumulation, F32

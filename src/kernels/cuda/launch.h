@@ -223,17 +223,41 @@ struct CrossEntropyArgs {
 };
 cudaError_t cross_entropy(const CrossEntropyArgs& a, cudaStream_t s);
 
-// One AdamW step, elementwise over F32 arrays (the scalars of ops::AdamWScalars).
+// ---- the optimizer (optimizer.cu) ----
+// Multi-tensor kernels in the manner of apex's multi_tensor_apply: every tensor of a list is cut into
+// chunks of kMultiTensorChunk elements, one block per chunk; a launch takes a table of up to
+// kMultiTensorsPerLaunch tensors (their arrays, sizes and first chunks) in its kernel arguments, so a
+// list of any length needs ceil(count / kMultiTensorsPerLaunch) launches and no device memory. The
+// arrays of a tensor that are all 16-byte aligned move in 16-byte vectors; any others element by
+// element, with each thread covering the same elements either way.
+constexpr int64_t kMultiTensorChunk = 16384;
+constexpr int kMultiTensorsPerLaunch = 64;
+
+// One tensor of a list: up to four F32 arrays of n elements (AdamW: param, grad, exp_avg, exp_avg_sq;
+// the one-array ops use arrays[0]).
+struct TensorArrays {
+  float* arrays[4];
+  int64_t n;
+  bool weight_decay;  // AdamW: this tensor's parameter is in the decay group
+};
+
+// One AdamW step, elementwise (the scalars of ops::AdamWScalars; decay_factor applies to the tensors
+// with weight_decay set, the others are multiplied by 1).
 struct AdamWArgs {
   float decay_factor, lerp_weight, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size, grad_scale;
 };
-cudaError_t adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& scalars,
-                       cudaStream_t s);
+cudaError_t multi_tensor_adamw(const TensorArrays* tensors, int64_t count, const AdamWArgs& scalars, cudaStream_t s);
 
-// *out (F64, device) = Σ x² over n elements of type t: fp32 per block into partial
-// [sum_of_squares_blocks(n)], then the partials added in double in a fixed order.
-int64_t sum_of_squares_blocks(int64_t n);
-cudaError_t sum_of_squares(Elem t, const void* x, int64_t n, float* partial, double* out, cudaStream_t s);
+// *out (F64, device) = Σ x² over the arrays[0] of every tensor: each chunk summed in double in a fixed
+// order into partial[multi_tensor_chunks(...)] (doubles), then the chunk sums added in chunk order.
+int64_t multi_tensor_chunks(const TensorArrays* tensors, int64_t count);
+cudaError_t multi_tensor_sum_of_squares(const TensorArrays* tensors, int64_t count, double* partial, double* out,
+                                        cudaStream_t s);
+// arrays[0] *= scale for every tensor.
+cudaError_t multi_tensor_scale(const TensorArrays* tensors, int64_t count, float scale, cudaStream_t s);
+
+// acc[i] += x[i] over n elements; acc F32, x contiguous of type t.
+cudaError_t accumulate(float* acc, Elem t, const void* x, int64_t n, cudaStream_t s);
 
 // ---- MoE (moe.cu): routing, permutation, combine; the grouped GEMMs are cuBLAS calls ----
 

@@ -1,6 +1,7 @@
 // AdamW and gradient clipping against torch.optim.AdamW + clip_grad_norm_ (fixture written by
 // tools/make_optimizer_reference.py), hand-computed single steps, exact resume through the native
-// checkpoint, the weight-decay grouping rule, and errors.
+// checkpoint, the weight-decay grouping rule, errors, and the in-place gradient bookkeeping (clipping
+// and Param::accumulate_grad keep each gradient's storage).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "checkpoint/native_checkpoint.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "model/param.h"
 #include "train/optimizer.h"
 
 using namespace nemotron;
@@ -326,4 +328,43 @@ TEST(AdamW, BadStateIsRejectedAndLeavesTheOptimizerUnchanged) {
   EXPECT_EQ(load(good, zeros), "no error");
   EXPECT_EQ(adamw.step_count(), 7);
   EXPECT_EQ(adamw.state_tensors()[0].second.to_f32_vector(), std::vector<float>(4, 0.0f));
+}
+
+TEST(ClipGradNorm, ScalesEveryGradientInPlace) {
+  Tensor v1 = Tensor::zeros({2}, DType::F32), v2 = Tensor::zeros({3}, DType::F32);
+  Tensor g1 = Tensor::from_vector(std::vector<float>{3.0f, 0.0f}, {2});
+  Tensor g2 = Tensor::from_vector(std::vector<float>{0.0f, 4.0f, 0.0f}, {3});
+  Tensor alias = g2;  // a handle on the same storage sees the clipped values
+  std::vector<OptimizerParam> params = {{"a", &v1, &g1, true}, {"b", &v2, &g2, true}};
+  const void* storage = g2.raw_data();
+  EXPECT_EQ(clip_grad_norm(params, 2.5), 5.0);
+  EXPECT_EQ(g2.raw_data(), storage);
+  const float coef = (1.0f / (5.0f + static_cast<float>(1e-6))) * 2.5f;
+  EXPECT_EQ(alias.to_f32_vector(), (std::vector<float>{0.0f, 4.0f * coef, 0.0f}));
+  EXPECT_EQ(g1.to_f32_vector(), (std::vector<float>{3.0f * coef, 0.0f}));
+}
+
+TEST(ParamGradient, AccumulatesInPlaceInFp32) {
+  Param p = Param::whole("w", {2, 3});
+  p.value = Tensor::zeros({2, 3}, DType::F32);
+  const Tensor g1 = Tensor::from_vector(std::vector<float>{1.5f, -2, 3, 0.25f, 5, -6}, {2, 3});
+  p.accumulate_grad(g1);  // allocates the gradient (zeros + g1)
+  ASSERT_TRUE(p.grad.defined());
+  EXPECT_EQ(p.grad.to_f32_vector(), g1.to_f32_vector());
+  const void* storage = p.grad.raw_data();
+  // A BF16 gradient in another layout: converted exactly, added in fp32, in the same storage.
+  const Tensor g2 = Tensor::from_vector(std::vector<float>{0.5f, 1, 1e-3f, 2, 4, 8}, {3, 2}).to(DType::BF16);
+  p.accumulate_grad(g2.transpose(0, 1));
+  EXPECT_EQ(p.grad.raw_data(), storage);
+  const std::vector<float> g2t = g2.transpose(0, 1).to(DType::F32).contiguous().to_f32_vector();
+  std::vector<float> expect = g1.to_f32_vector();
+  for (size_t i = 0; i < expect.size(); ++i) expect[i] += g2t[i];
+  EXPECT_EQ(p.grad.to_f32_vector(), expect);
+  EXPECT_THROW(p.accumulate_grad(Tensor::zeros({3, 2}, DType::F32)), Error);  // wrong shape
+
+  Param frozen = Param::whole("bias", {2});
+  frozen.value = Tensor::zeros({2}, DType::F32);
+  frozen.requires_grad = false;
+  frozen.accumulate_grad(Tensor::zeros({2}, DType::F32));
+  EXPECT_FALSE(frozen.grad.defined());
 }
