@@ -14,46 +14,15 @@
 
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using namespace nemotron::gpu_test;
 
 namespace {
 
-class GpuBackward : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
-  }
-};
+class GpuBackward : public GpuTest {};
 using GpuBackwardTiming = GpuBackward;
-
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
-
-// max |gpu − cpu| / max(floor, max |cpu|)
-double rel_err(const Tensor& gpu, const Tensor& cpu, double floor = 1.0) {
-  EXPECT_EQ(gpu.shape(), cpu.shape());
-  std::vector<float> g = gpu.to(Device::cpu()).to(DType::F32).to_f32_vector(), c = cpu.to(DType::F32).to_f32_vector();
-  double err = 0, scale = floor;
-  for (size_t i = 0; i < g.size() && i < c.size(); ++i) {
-    err = std::max(err, std::fabs(double(g[i]) - c[i]));
-    scale = std::max(scale, std::fabs(double(c[i])));
-  }
-  return err / scale;
-}
-
-Tensor dev(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
-
-// Inputs rounded to `d` first, so that CPU and GPU see the same values.
-Tensor rounded(const Tensor& t, DType d) { return t.to(d).to(DType::F32); }
-
-// bf16 outputs round to 2^-8 relative; F32 ones differ from the CPU's double sums by fp32 rounding.
-double tolerance(DType d, double f32_tol = 2e-5) { return d == DType::BF16 ? 8e-3 : f32_tol; }
 
 std::vector<uint32_t> bits(const Tensor& t) {
   std::vector<float> v = t.to(Device::cpu()).to_f32_vector();

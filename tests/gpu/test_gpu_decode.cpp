@@ -17,32 +17,17 @@
 #include "kernels/ops.h"
 #include "model/decode_step.h"
 #include "model/hf_model.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
 using namespace nemotron::decode;
+using namespace nemotron::gpu_test;
 
 namespace {
 
 using Ids = std::vector<int32_t>;
 
-// NEMOTRON_TEST_DATA in the environment wins over the compiled-in path (the GPU machine runs a copy).
-std::string data_dir() {
-  const char* env = std::getenv("NEMOTRON_TEST_DATA");
-  return env ? std::string(env) : std::string(NEMOTRON_TEST_DATA);
-}
-std::string model_dir(const std::string& name) { return data_dir() + "/models/" + name; }
-
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
-
-Tensor host(const Tensor& t) { return t.to(Device::cpu()).to(DType::F32).contiguous(); }
-Tensor dev(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
-std::vector<Tensor> dev(const std::vector<Tensor>& ts) {
+std::vector<Tensor> dev_all(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
   for (const Tensor& t : ts) out.push_back(dev(t));
   return out;
@@ -53,42 +38,7 @@ std::vector<Tensor> clones(const std::vector<Tensor>& ts) {
   return out;
 }
 
-// max |gpu - cpu| / max(1, max |cpu|)
-double rel_err(const Tensor& gpu, const Tensor& cpu) {
-  EXPECT_EQ(gpu.shape(), cpu.shape());
-  std::vector<float> g = host(gpu).to_f32_vector(), c = host(cpu).to_f32_vector();
-  if (g.size() != c.size()) return INFINITY;
-  double err = 0, scale = 1;
-  for (size_t i = 0; i < g.size(); ++i) {
-    err = std::max(err, std::fabs(double(g[i]) - c[i]));
-    scale = std::max(scale, std::fabs(double(c[i])));
-  }
-  return err / scale;
-}
-
-// max |a - b| / std(b) (the model tests' measure).
-double max_err_over_std(const Tensor& a_in, const Tensor& b_in) {
-  std::vector<float> a = host(a_in).to_f32_vector(), b = host(b_in).to_f32_vector();
-  if (a.size() != b.size() || b.size() < 2) return INFINITY;
-  double mean = 0, var = 0, diff = 0;
-  for (float v : b) mean += v;
-  mean /= b.size();
-  for (float v : b) var += (v - mean) * (v - mean);
-  const double stddev = std::sqrt(var / (b.size() - 1));
-  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-  return diff / stddev;
-}
-
-// Inputs rounded to `d` first, so that CPU and GPU see the same values; bf16 outputs round to 2^-8.
-Tensor rounded(const Tensor& t, DType d) { return t.to(d).to(DType::F32); }
-double tolerance(DType d, double f32_tol) { return d == DType::BF16 ? 8e-3 : f32_tol; }
-
-class GpuDecode : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
-  }
-};
+class GpuDecode : public GpuTest {};
 
 }  // namespace
 
@@ -119,7 +69,7 @@ TEST_F(GpuDecode, CachedAttentionMatchesCpu) {
       }
       const Tensor q = rounded(uniform({rows, T, nq * hd}, 7), d);
       const Tensor cpu = ops::cached_attention(q, k, v, lengths, nq, nkv, hd, scale);
-      const Tensor gpu = ops::cached_attention(dev(q).to(d), dev(k), dev(v), lengths, nq, nkv, hd, scale);
+      const Tensor gpu = ops::cached_attention(dev(q).to(d), dev_all(k), dev_all(v), lengths, nq, nkv, hd, scale);
       EXPECT_EQ(gpu.dtype(), d);
       EXPECT_LT(rel_err(gpu, cpu), tolerance(d, 2e-5)) << dtype_name(d) << " T " << T;
     }
@@ -137,7 +87,7 @@ TEST_F(GpuDecode, ConvStepMatchesCpuWithStatesAndWindows) {
         windows.push_back(Tensor::zeros({K - 1 + T, C}, DType::F32));
       }
       const Tensor x = rounded(uniform({rows, T, C}, 5), d);
-      std::vector<Tensor> gpu_states = dev(states), gpu_windows = dev(windows);
+      std::vector<Tensor> gpu_states = dev_all(states), gpu_windows = dev_all(windows);
       const Tensor cpu = ops::conv_step_(x, states, w, bias, windows);
       const Tensor gpu = ops::conv_step_(dev(x).to(d), gpu_states, dev(w), dev(bias), gpu_windows);
       EXPECT_LT(rel_err(gpu, cpu), tolerance(d, 1e-6)) << dtype_name(d) << " T " << T;
@@ -169,7 +119,7 @@ TEST_F(GpuDecode, SsmStepMatchesCpuWithCheckpoints) {
           states.push_back(uniform({s.nh, s.P, s.N}, 10 + b, -1.0f, 1.0f));
           checkpoints.push_back(Tensor::zeros({T, s.nh, s.P, s.N}, DType::F32));
         }
-        std::vector<Tensor> gpu_states = dev(states), gpu_checkpoints = dev(checkpoints);
+        std::vector<Tensor> gpu_states = dev_all(states), gpu_checkpoints = dev_all(checkpoints);
         ops::SsdInputs gin = in;
         gin.x = dev(in.x).to(d);
         gin.dt = dev(in.dt);

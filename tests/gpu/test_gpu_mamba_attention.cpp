@@ -9,45 +9,14 @@
 
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using namespace nemotron::gpu_test;
 
 namespace {
 
-class GpuMambaAttention : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
-  }
-};
-
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
-
-// max |gpu - cpu| / max(1, max |cpu|)
-double rel_err(const Tensor& gpu, const Tensor& cpu) {
-  EXPECT_EQ(gpu.shape(), cpu.shape());
-  std::vector<float> g = gpu.to(Device::cpu()).to(DType::F32).to_f32_vector(), c = cpu.to(DType::F32).to_f32_vector();
-  double err = 0, scale = 1;
-  for (size_t i = 0; i < g.size(); ++i) {
-    err = std::max(err, std::fabs(double(g[i]) - c[i]));
-    scale = std::max(scale, std::fabs(double(c[i])));
-  }
-  return err / scale;
-}
-
-Tensor dev(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
-
-// Inputs rounded to `d` first, so that CPU and GPU see the same values.
-Tensor rounded(const Tensor& t, DType d) { return t.to(d).to(DType::F32); }
-
-// bf16 outputs round to 2^-8 relative; everything else accumulates in fp32 on both sides.
-double tolerance(DType d, double f32_tol) { return d == DType::BF16 ? 8e-3 : f32_tol; }
+class GpuMambaAttention : public GpuTest {};
 
 struct SsdShape {
   int64_t batch, seq, heads, head_dim, groups, state;

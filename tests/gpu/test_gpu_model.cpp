@@ -11,32 +11,14 @@
 #include "io/safetensors.h"
 #include "kernels/cuda/device.h"
 #include "model/hf_model.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using namespace nemotron::gpu_test;
 
 namespace {
 
 constexpr double kTolerance = 1e-4;  // max |a - b| / std(b), F32 on both sides
-
-// NEMOTRON_TEST_DATA in the environment wins over the compiled-in path, so that the binary can run
-// from a copy of the tree elsewhere (the GPU machine).
-std::string model_dir(const std::string& name) {
-  const char* env = std::getenv("NEMOTRON_TEST_DATA");
-  return (env ? std::string(env) : std::string(NEMOTRON_TEST_DATA)) + "/models/" + name;
-}
-
-double max_err_over_std(const Tensor& a_in, const Tensor& b_in) {
-  std::vector<float> a = a_in.to(Device::cpu()).to(DType::F32).contiguous().to_f32_vector(),
-                     b = b_in.to(Device::cpu()).to(DType::F32).contiguous().to_f32_vector();
-  if (a.size() != b.size() || b.size() < 2) return INFINITY;
-  double mean = 0, var = 0, diff = 0;
-  for (float v : b) mean += v;
-  mean /= b.size();
-  for (float v : b) var += (v - mean) * (v - mean);
-  const double stddev = std::sqrt(var / (b.size() - 1));
-  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-  return diff / stddev;
-}
 
 struct Case {
   std::string fixture, reference;  // reference file under the fixture directory

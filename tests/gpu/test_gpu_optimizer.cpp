@@ -15,25 +15,14 @@
 #include "kernels/ops.h"
 #include "model/param.h"
 #include "train/optimizer.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using namespace nemotron::gpu_test;
 
 namespace {
 
-class GpuOptimizer : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
-  }
-};
-
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
+class GpuOptimizer : public GpuTest {};
 
 std::vector<uint32_t> bits(const Tensor& t) {
   std::vector<float> v = t.to(Device::cpu()).contiguous().to_f32_vector();

@@ -25,42 +25,20 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/ops.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using gpu_test::dev;
+using gpu_test::GpuTest;
+using gpu_test::rounded;
+using gpu_test::uniform;
 
 namespace {
 
-class GpuSsdAttention : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!cuda::available()) GTEST_SKIP() << "no CUDA device";
-  }
-};
+class GpuSsdAttention : public GpuTest {};
 
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
-
-// max |gpu − cpu| / max(max |cpu|, floor) (NaN anywhere counts as infinite error).
-double rel_err(const Tensor& gpu, const Tensor& cpu, double floor = 1e-30) {
-  EXPECT_EQ(gpu.shape(), cpu.shape());
-  if (gpu.shape() != cpu.shape()) return INFINITY;
-  std::vector<float> g = gpu.to(Device::cpu()).to(DType::F32).to_f32_vector(), c = cpu.to(DType::F32).to_f32_vector();
-  double err = 0, scale = floor;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!std::isfinite(g[i])) return INFINITY;
-    err = std::max(err, std::fabs(double(g[i]) - c[i]));
-    scale = std::max(scale, std::fabs(double(c[i])));
-  }
-  return err / scale;
-}
-
-Tensor dev(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
-Tensor rounded(const Tensor& t, DType d) { return t.to(d).to(DType::F32); }
+// The errors here are relative to the largest reference value, however small.
+double rel_err(const Tensor& gpu, const Tensor& cpu, double floor = 1e-30) { return gpu_test::rel_err(gpu, cpu, floor); }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   std::vector<float> x = a.to(Device::cpu()).to(DType::F32).to_f32_vector(),

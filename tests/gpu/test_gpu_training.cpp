@@ -15,8 +15,10 @@
 #include "kernels/cuda/device.h"
 #include "kernels/ops.h"
 #include "model/hf_model.h"
+#include "gpu_test_util.h"
 
 using namespace nemotron;
+using gpu_test::model_dir;
 
 namespace {
 
@@ -40,13 +42,6 @@ constexpr double kF32LossTolerance = 1e-5;  // relative, per loss
 // 2.0e-2 for MTP depth 2 of tiny_super_mtp on an H200): 3e-2.
 constexpr double kBf16GradTolerance = 0.1;
 constexpr double kBf16LossTolerance = 3e-2;
-
-// NEMOTRON_TEST_DATA in the environment wins over the compiled-in path, so that the binary can run
-// from a copy of the tree elsewhere (the GPU machine).
-std::string model_dir(const std::string& name) {
-  const char* env = std::getenv("NEMOTRON_TEST_DATA");
-  return (env ? std::string(env) : std::string(NEMOTRON_TEST_DATA)) + "/models/" + name;
-}
 
 double rel_norm_err(const Tensor& ours, const Tensor& ref) {
   std::vector<float> a = ours.to(Device::cpu()).to(DType::F32).contiguous().to_f32_vector(),
