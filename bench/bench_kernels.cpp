@@ -26,7 +26,9 @@
 
 #include "kernels/ops.h"
 #ifdef NEMOTRON_WITH_CUDA
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/launch.h"
 #endif
 
 using namespace nemotron;
@@ -146,12 +148,30 @@ int main(int argc, char** argv) {
       grads.push_back(Tensor::zeros({I, H}, DType::F32, Device::cuda()));
     }
     const double flops = 2.0 * rows * I * H;
+    // cuBLAS (cublasGemmGroupedBatchedEx; the wgrad as cuBLASLt calls on 8 streams), then the native
+    // kernels of grouped_gemm.cu in each tile shape, on the same data.
+    const cuda::GroupedGemm backend = cuda::grouped_gemm();
+    const int native_config = cuda::native_gemm_config();
+    cuda::set_grouped_gemm(cuda::GroupedGemm::Grouped);
     add(fmt::format("MoE grouped GEMM up fwd ({} rows, 128 experts)", rows), "FLOP",
         time_ms([&] { ops::moe_grouped_matmul(x, counts, w, /*trans_w=*/true); }, iters), flops, gemm_peak);
     add("MoE grouped GEMM up dgrad", "FLOP",
         time_ms([&] { ops::moe_grouped_matmul(dy, counts, w, /*trans_w=*/false); }, iters), flops, gemm_peak);
     add("MoE grouped GEMM up wgrad (fp32 accumulate)", "FLOP",
         time_ms([&] { ops::moe_grouped_weight_grad_(grads, dy, x, counts); }, iters), flops, gemm_peak);
+    cuda::set_grouped_gemm(cuda::GroupedGemm::Native);
+    for (int config = 0; config < cuda::launch::kNativeGemmConfigs; ++config) {
+      cuda::set_native_gemm_config(config);
+      const std::string tiles = cuda::launch::native_gemm_config_name(config);
+      add(fmt::format("MoE native GEMM up fwd [{}]", tiles), "FLOP",
+          time_ms([&] { ops::moe_grouped_matmul(x, counts, w, /*trans_w=*/true); }, iters), flops, gemm_peak);
+      add(fmt::format("MoE native GEMM up dgrad [{}]", tiles), "FLOP",
+          time_ms([&] { ops::moe_grouped_matmul(dy, counts, w, /*trans_w=*/false); }, iters), flops, gemm_peak);
+      add(fmt::format("MoE native GEMM up wgrad [{}]", tiles), "FLOP",
+          time_ms([&] { ops::moe_grouped_weight_grad_(grads, dy, x, counts); }, iters), flops, gemm_peak);
+    }
+    cuda::set_grouped_gemm(backend);
+    cuda::set_native_gemm_config(native_config);
   }
 
   // ---- fused cross-entropy over the vocabulary

@@ -12,10 +12,13 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string>
+#include <tuple>
 
 #include "io/json.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/ops.h"
 #include "model/moe.h"
 
@@ -79,12 +82,17 @@ const std::vector<std::pair<cuda::GroupedGemm, const char*>> kBackends = {
     {cuda::GroupedGemm::Lt, "cuBLASLt per expert"},
     {cuda::GroupedGemm::LtStreams, "cuBLASLt per expert, 8 streams"},
     {cuda::GroupedGemm::Grouped, "cublasGemmGroupedBatchedEx"},
-    {cuda::GroupedGemm::Padded, "padded cublasGemmBatchedEx"}};
+    {cuda::GroupedGemm::Padded, "padded cublasGemmBatchedEx"},
+    {cuda::GroupedGemm::Native, "native (grouped_gemm.cu)"}};
 
-// Restores the default backend when a test that switches it ends.
+// Restores the default backend and native tile shape when a test that switches them ends.
 struct BackendGuard {
   cuda::GroupedGemm saved = cuda::grouped_gemm();
-  ~BackendGuard() { cuda::set_grouped_gemm(saved); }
+  int saved_config = cuda::native_gemm_config();
+  ~BackendGuard() {
+    cuda::set_grouped_gemm(saved);
+    cuda::set_native_gemm_config(saved_config);
+  }
 };
 
 }  // namespace
@@ -197,6 +205,130 @@ TEST_F(GpuMoe, GroupedMatmulAndWeightGradEveryBackend) {
       }
     }
   }
+}
+
+// The native kernels (BF16), every tile shape, on the three products of an expert layer with one set
+// of weights W_e [N, K]: forward y = x_e W_eᵀ, dgrad dx = dy_e W_e, wgrad G_e += dy_eᵀ x_e into a
+// non-zero gradient. Against the CPU reference on the same bf16 values (fp32 math) and against cuBLAS.
+// Tolerances (relative to the largest reference element): products of bf16 values are exact in fp32
+// and both sides sum in fp32, so their difference is the summation order, about sqrt(depth)·2⁻²⁴ of
+// the terms' size (< 1e-5 here for depth <= 2688 terms of the size of the sums); the bf16 outputs add
+// one rounding, at most 2⁻⁸ of the largest element: 5e-3 against the CPU, 8e-3 against cuBLAS (whose
+// output is rounded too, possibly the other way). The F32 gradients: 1e-5.
+TEST_F(GpuMoe, NativeGroupedGemmMatchesTheCpuAndCublas) {
+  BackendGuard guard;
+  struct Case {
+    int64_t K, N;
+    std::vector<int64_t> counts;
+  };
+  // Partial tiles everywhere; zero-row experts; counts below, at and above the 64/128-row tiles; all
+  // rows on one expert; the Nano feature sizes.
+  for (const Case& c : {Case{88, 72, {17, 0, 64, 1, 0, 33}}, Case{64, 136, {129, 0, 7, 256, 65, 128}},
+                        Case{120, 264, {0, 0, 300, 0}}, Case{2688, 1856, {0, 192, 5, 300, 0, 129, 1, 64}}}) {
+    const int64_t E = static_cast<int64_t>(c.counts.size());
+    const int64_t rows = std::accumulate(c.counts.begin(), c.counts.end(), int64_t{0});
+    const std::string what = "K " + std::to_string(c.K) + ", N " + std::to_string(c.N) + ", " + std::to_string(E) +
+                             " experts, " + std::to_string(rows) + " rows";
+    // bf16-representable values, so that the CPU reference sees exactly what the GPU reads.
+    auto bf = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
+    Tensor x = bf(rand_uniform({rows, c.K}, 11)), dy = bf(rand_uniform({rows, c.N}, 12));
+    std::vector<Tensor> w_cpu, w_gpu, g_cpu, g_init;
+    for (int64_t e = 0; e < E; ++e) {
+      w_cpu.push_back(bf(rand_uniform({c.N, c.K}, 20 + uint32_t(e))));
+      w_gpu.push_back(dev(w_cpu.back(), DType::BF16));
+      // Non-zero gradients; −0.0 for the experts without rows, which an add of zero would turn into +0.0.
+      g_init.push_back(c.counts[e] ? rand_normal({c.N, c.K}, 60 + uint32_t(e), 1.0f) : Tensor::full({c.N, c.K}, -0.0));
+      g_cpu.push_back(g_init.back().clone());
+    }
+    const Tensor y_ref = ops::moe_grouped_matmul(x, c.counts, w_cpu, true);
+    const Tensor dx_ref = ops::moe_grouped_matmul(dy, c.counts, w_cpu, false);
+    ops::moe_grouped_weight_grad_(g_cpu, dy, x, c.counts);
+    const Tensor xg = dev(x, DType::BF16), dyg = dev(dy, DType::BF16);
+
+    auto run = [&](std::vector<Tensor>& grads) {
+      std::vector<Tensor> out{ops::moe_grouped_matmul(xg, c.counts, w_gpu, true),
+                              ops::moe_grouped_matmul(dyg, c.counts, w_gpu, false)};
+      for (const Tensor& g : g_init) grads.push_back(dev(g));
+      ops::moe_grouped_weight_grad_(grads, dyg, xg, c.counts);
+      return out;
+    };
+    cuda::set_grouped_gemm(cuda::GroupedGemm::Grouped);
+    std::vector<Tensor> g_cublas;
+    const std::vector<Tensor> cublas = run(g_cublas);
+    cuda::set_grouped_gemm(cuda::GroupedGemm::Native);
+    for (int config = 0; config < cuda::launch::kNativeGemmConfigs; ++config) {
+      cuda::set_native_gemm_config(config);
+      const std::string where = what + ", tiles " + cuda::launch::native_gemm_config_name(config);
+      std::vector<Tensor> g_native, g_again;
+      const std::vector<Tensor> native = run(g_native);
+      EXPECT_EQ(native[0].dtype(), DType::BF16);
+      EXPECT_LT(rel_err(native[0], y_ref), 5e-3) << "forward, " << where;
+      EXPECT_LT(rel_err(native[1], dx_ref), 5e-3) << "dgrad, " << where;
+      EXPECT_LT(rel_err(native[0], cublas[0]), 8e-3) << "forward vs cuBLAS, " << where;
+      EXPECT_LT(rel_err(native[1], cublas[1]), 8e-3) << "dgrad vs cuBLAS, " << where;
+      run(g_again);
+      for (int64_t e = 0; e < E; ++e) {
+        if (c.counts[e] == 0) {
+          EXPECT_TRUE(same_bits(g_native[e], g_init[e])) << "expert " << e << " has no rows, " << where;
+          continue;
+        }
+        EXPECT_LT(rel_err(g_native[e], g_cpu[e]), 1e-5) << "wgrad expert " << e << ", " << where;
+        EXPECT_LT(rel_err(g_native[e], g_cublas[e]), 1e-5) << "wgrad vs cuBLAS, expert " << e << ", " << where;
+        EXPECT_TRUE(same_bits(g_native[e], g_again[e])) << "wgrad not deterministic, expert " << e << ", " << where;
+      }
+    }
+  }
+}
+
+// Shapes the native kernels do not take (rows not 16-byte multiples; F32) run through cuBLAS, no error.
+TEST_F(GpuMoe, NativeGroupedGemmFallsBackToCublas) {
+  BackendGuard guard;
+  cuda::set_grouped_gemm(cuda::GroupedGemm::Native);
+  const std::vector<int64_t> counts{5, 0, 40};
+  for (auto [K, N, d] : {std::tuple{90, 72, DType::BF16}, std::tuple{88, 36, DType::BF16}, std::tuple{88, 72, DType::F32}}) {
+    Tensor x = rand_uniform({45, K}, 13).to(d).to(DType::F32);
+    std::vector<Tensor> w_cpu, w_gpu;
+    for (int e = 0; e < 3; ++e) {
+      w_cpu.push_back(rand_uniform({N, K}, 30 + e).to(d).to(DType::F32));
+      w_gpu.push_back(dev(w_cpu.back(), d));
+    }
+    EXPECT_LT(rel_err(ops::moe_grouped_matmul(dev(x, d), counts, w_gpu, true),
+                      ops::moe_grouped_matmul(x, counts, w_cpu, true)), d == DType::F32 ? 1e-5 : 5e-3)
+        << K << " x " << N << " " << dtype_name(d);
+  }
+}
+
+// All 128 experts at the Nano sizes (ragged counts from the router on random data): native against
+// cuBLAS, each expert's weights distinct (a scaled copy of one random block) so that mixing experts up
+// shows.
+TEST_F(GpuMoe, NativeGroupedGemmMatchesCublasAtNanoSizes) {
+  BackendGuard guard;
+  const int64_t tokens = 4096, E = 128, k = 6, H = 2688, I = 1856;
+  std::mt19937 gen(17);
+  std::vector<int64_t> counts(E, 0);
+  for (int64_t i = 0; i < tokens * k; ++i) ++counts[std::uniform_int_distribution<int64_t>(0, E - 1)(gen)];
+  counts[3] += counts[7], counts[7] = 0;  // an empty expert
+  const int64_t M = tokens * k;
+  Tensor x = rand_normal({M, H}, 3, 1.0f).to(DType::BF16).to(Device::cuda());
+  Tensor dy = rand_normal({M, I}, 4, 1.0f).to(DType::BF16).to(Device::cuda());
+  Tensor block = rand_normal({I, H}, 5, 0.02f).to(Device::cuda());
+  std::vector<Tensor> w;
+  for (int64_t e = 0; e < E; ++e) w.push_back(ops::scale(block, 1.0f + float(e) / E).to(DType::BF16));
+  const Tensor g0 = Tensor::full({I, H}, 0.25).to(Device::cuda());
+  auto run = [&](cuda::GroupedGemm backend, std::vector<Tensor>& grads) {
+    cuda::set_grouped_gemm(backend);
+    for (int64_t e = 0; e < E; ++e) grads.push_back(g0.clone());
+    std::vector<Tensor> out{ops::moe_grouped_matmul(x, counts, w, true), ops::moe_grouped_matmul(dy, counts, w, false)};
+    ops::moe_grouped_weight_grad_(grads, dy, x, counts);
+    return out;
+  };
+  std::vector<Tensor> g_cublas, g_native;
+  const std::vector<Tensor> cublas = run(cuda::GroupedGemm::Grouped, g_cublas);
+  const std::vector<Tensor> native = run(cuda::GroupedGemm::Native, g_native);
+  EXPECT_LT(rel_err(native[0], cublas[0]), 8e-3);
+  EXPECT_LT(rel_err(native[1], cublas[1]), 8e-3);
+  for (int64_t e : {int64_t{0}, int64_t{3}, int64_t{7}, int64_t{64}, E - 1})
+    EXPECT_LT(rel_err(g_native[e], g_cublas[e]), 1e-5) << "expert " << e;
 }
 
 namespace {

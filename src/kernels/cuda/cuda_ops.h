@@ -58,11 +58,17 @@ ops::MoeCombineGrads moe_combine_backward(const Tensor& dout, const Tensor& y, c
 // streams so that small experts run side by side (LtStreams); one cublasGemmGroupedBatchedEx call
 // (Grouped; its missing bf16 → F32-accumulate case, the weight gradients, as LtStreams); or one
 // cublasGemmBatchedEx over every expert padded to the largest row count, compacted after (Padded;
-// as Grouped when the padding would exceed half the rows). test_gpu_moe times them all;
-// NEMOTRON_MOE_GEMM=lt|lt_streams|grouped|padded overrides the default.
-enum class GroupedGemm { Lt, LtStreams, Grouped, Padded };
+// as Grouped when the padding would exceed half the rows); or the native kernels of grouped_gemm.cu,
+// one launch over all experts (Native; BF16 with feature sizes % 8 == 0, other cases as Grouped).
+// test_gpu_moe times them all; NEMOTRON_MOE_GEMM=lt|lt_streams|grouped|padded|native overrides the
+// default.
+enum class GroupedGemm { Lt, LtStreams, Grouped, Padded, Native };
 void set_grouped_gemm(GroupedGemm g);
 GroupedGemm grouped_gemm();
+// The native kernels' tile shape (launch::native_gemm_config_name) for every product, or -1 (the
+// default) for the measured best per product; a knob for measurements (NEMOTRON_MOE_NATIVE_CONFIG).
+void set_native_gemm_config(int config);
+int native_gemm_config();
 
 // Training: backward passes and fused steps (cuda/backward_ops.cpp; matmul_add_ in cuda_ops.cpp);
 // arguments already checked by ops.cpp. Parameter gradients F32, dx-like results in the input's dtype.

@@ -390,4 +390,21 @@ int attention_backward_splits(Elem t, int64_t batch, int64_t seq, int64_t heads,
                               int64_t head_dim);
 cudaError_t attention_backward(const AttentionBackwardArgs& a, cudaStream_t s);
 
+// ---- native grouped expert GEMMs (grouped_gemm.cu): bf16 operands, fp32 tensor-core accumulation ----
+// Expert e owns rows [offsets[e], offsets[e + 1]) of the permuted activations; offsets is a device array
+// of experts + 1 ints (experts <= kMaxMoeExperts). Feature sizes n and k must be multiples of 8 and every
+// pointer 16-byte aligned. `weights` and `grads` are device arrays of per-expert pointers. `config`
+// picks a tile shape (0 .. kNativeGemmConfigs − 1; a tuning knob for measurements).
+constexpr int kNativeGemmConfigs = 2;
+const char* native_gemm_config_name(int config);
+// y [rows, n] = x_e [rows_e, k] · W_eᵀ (trans_w: W_e [n, k]) or x_e · W_e (W_e [k, n]), bf16 out.
+// tile_start: device scratch of experts + 1 ints.
+cudaError_t moe_grouped_gemm_bf16(const void* x, const void* const* weights, const int* offsets, int* tile_start,
+                                  int experts, int rows, int n, int k, bool trans_w, void* y, int config,
+                                  cudaStream_t s);
+// grads[e] (F32 [n, k]) += dy_eᵀ x_e (dy [rows, n], x [rows, k]) in a fixed order; experts without
+// rows are not touched.
+cudaError_t moe_grouped_wgrad_bf16(const void* dy, const void* x, float* const* grads, const int* offsets,
+                                   int experts, int n, int k, int config, cudaStream_t s);
+
 }  // namespace nemotron::cuda::launch

@@ -1,6 +1,7 @@
 // The MoE ops on the GPU: tensor handling around the kernels of moe.cu, and the grouped expert GEMMs
-// through cuBLAS. One device→host copy per permutation (the per-expert row counts, which the GEMM
-// shapes need) and one per aux loss (the loss value); everything else stays on the stream.
+// through cuBLAS or the native kernels of grouped_gemm.cu. One device→host copy per permutation (the
+// per-expert row counts, which the cuBLAS GEMM shapes need) and one per aux loss (the loss value);
+// everything else stays on the stream.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -50,10 +51,11 @@ GroupedGemm default_grouped_gemm() {
   const std::pair<const char*, GroupedGemm> names[] = {{"lt", GroupedGemm::Lt},
                                                        {"lt_streams", GroupedGemm::LtStreams},
                                                        {"grouped", GroupedGemm::Grouped},
-                                                       {"padded", GroupedGemm::Padded}};
+                                                       {"padded", GroupedGemm::Padded},
+                                                       {"native", GroupedGemm::Native}};
   for (auto [name, g] : names)
     if (!std::strcmp(env, name)) return g;
-  fail("NEMOTRON_MOE_GEMM must be lt, lt_streams, grouped or padded, got '{}'", env);
+  fail("NEMOTRON_MOE_GEMM must be lt, lt_streams, grouped, padded or native, got '{}'", env);
 }
 GroupedGemm& grouped_gemm_choice() {
   static GroupedGemm g = default_grouped_gemm();
@@ -208,7 +210,8 @@ void run_gemms(const std::vector<Gemm>& gemms, cudaDataType_t ab, cudaDataType_t
     case GroupedGemm::Lt: return run_lt_one_stream(gemms, ab, ct, beta);
     case GroupedGemm::LtStreams: return run_lt_streams(gemms, ab, ct, beta);
     case GroupedGemm::Grouped:
-    case GroupedGemm::Padded: return run_grouped(gemms, ab, ct, beta);  // Padded's fallback
+    case GroupedGemm::Padded:  // Padded's fallback
+    case GroupedGemm::Native: return run_grouped(gemms, ab, ct, beta);  // Native's fallback
   }
 }
 
@@ -276,10 +279,81 @@ void copy_rows(const void* src, void* dst, const std::vector<int64_t>& src_row, 
   NT_CUDA_CHECK(launch::moe_copy_rows(src, dst, t, t + n, t + 2 * n, n, cap, row_bytes, zero_rest, current_stream()));
 }
 
+// ---------------------------------------------------------------- native grouped GEMMs
+
+// The tile shape of the native kernels: -1 picks the measured best per product (below), 0 .. n − 1 one
+// shape for all (NEMOTRON_MOE_NATIVE_CONFIG or set_native_gemm_config, for measurements).
+int& native_config() {
+  static int config = [] {
+    const char* env = std::getenv("NEMOTRON_MOE_NATIVE_CONFIG");
+    if (!env) return -1;
+    const int c = std::atoi(env);
+    NT_CHECK(c >= -1 && c < launch::kNativeGemmConfigs, "NEMOTRON_MOE_NATIVE_CONFIG must be in [-1, {}), got '{}'",
+             launch::kNativeGemmConfigs, env);
+    return c;
+  }();
+  return config;
+}
+enum class NativeProduct { Forward, Dgrad, Wgrad };
+int native_config_for(NativeProduct p) {
+  if (native_config() >= 0) return native_config();
+  switch (p) {
+    case NativeProduct::Forward: return 1;
+    case NativeProduct::Dgrad: return 0;
+    case NativeProduct::Wgrad: return 0;
+  }
+  return 0;
+}
+
+// Whether the native kernels take these operands: BF16 operands x and `other` (y or dy), rows of 16
+// bytes, 16-byte aligned pointers, int-sized shapes.
+bool native_fits(const Tensor& x, const void* other, int64_t n, int64_t k, const std::vector<const void*>& tables) {
+  constexpr int64_t kIntLimit = int64_t{1} << 31;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return grouped_gemm_choice() == GroupedGemm::Native && x.dtype() == DType::BF16 && n % 8 == 0 && k % 8 == 0 &&
+         !tables.empty() && tables.size() <= size_t(launch::kMaxMoeExperts) && x.size(0) < kIntLimit &&
+         n < kIntLimit && k < kIntLimit && aligned(x.raw_data()) && aligned(other) &&
+         std::all_of(tables.begin(), tables.end(), aligned);
+}
+
+// The per-expert pointers and the row offsets (prefix sums of the counts) on the device, in one copy,
+// with room after them for `scratch` ints. The counts come from the host for now; the kernels only
+// read the device offsets.
+struct NativeTables {
+  Tensor storage;
+  void* const* pointers;
+  const int* offsets;
+  int* scratch;
+};
+NativeTables native_tables(const std::vector<const void*>& pointers, const std::vector<int64_t>& counts,
+                           size_t scratch) {
+  const size_t e = counts.size(), pointer_bytes = e * sizeof(void*);
+  std::vector<char> host(pointer_bytes + (e + 1) * sizeof(int));
+  std::memcpy(host.data(), pointers.data(), pointer_bytes);
+  int* offsets = reinterpret_cast<int*>(host.data() + pointer_bytes);
+  offsets[0] = 0;
+  for (size_t i = 0; i < e; ++i) offsets[i + 1] = offsets[i] + static_cast<int>(counts[i]);
+  NativeTables t;
+  t.storage = Tensor::empty({static_cast<int64_t>(host.size() + scratch * sizeof(int))}, DType::U8, Device::cuda());
+  NT_CUDA_CHECK(cudaMemcpyAsync(t.storage.raw_data(), host.data(), host.size(), cudaMemcpyHostToDevice,
+                                current_stream()));
+  char* base = static_cast<char*>(t.storage.raw_data());
+  t.pointers = reinterpret_cast<void* const*>(base);
+  t.offsets = reinterpret_cast<const int*>(base + pointer_bytes);
+  t.scratch = reinterpret_cast<int*>(base + host.size());
+  return t;
+}
+
 }  // namespace
 
 void set_grouped_gemm(GroupedGemm g) { grouped_gemm_choice() = g; }
 GroupedGemm grouped_gemm() { return grouped_gemm_choice(); }
+void set_native_gemm_config(int config) {
+  NT_CHECK(config >= -1 && config < launch::kNativeGemmConfigs, "native grouped GEMM config {} is not in [-1, {})",
+           config, launch::kNativeGemmConfigs);
+  native_config() = config;
+}
+int native_gemm_config() { return native_config(); }
 
 // ---------------------------------------------------------------- routing
 
@@ -413,6 +487,17 @@ Tensor moe_grouped_matmul(const Tensor& x_in, const std::vector<int64_t>& counts
   }
   std::vector<Tensor> w(weights.size());  // contiguous (copies of views)
   for (size_t e = 0; e < weights.size(); ++e) w[e] = weights[e].contiguous();
+  std::vector<const void*> pointers(w.size());
+  for (size_t e = 0; e < w.size(); ++e) pointers[e] = w[e].raw_data();
+  if (native_fits(x, out.raw_data(), N, K, pointers)) {
+    const NativeTables tab = native_tables(pointers, counts, w.size() + 1);
+    NT_CUDA_CHECK(launch::moe_grouped_gemm_bf16(x.raw_data(), tab.pointers, tab.offsets, tab.scratch,
+                                                static_cast<int>(w.size()), static_cast<int>(rows),
+                                                static_cast<int>(N), static_cast<int>(K), trans_w, out.raw_data(),
+                                                native_config_for(trans_w ? NativeProduct::Forward : NativeProduct::Dgrad),
+                                                current_stream()));
+    return out;
+  }
   const cudaDataType_t t = cuda_type(x.dtype());
   const int64_t es = static_cast<int64_t>(elem_bytes(x.dtype()));
   // Row-major y_e [c, N] = x_e [c, K] · op(W_e) is column-major y_eᵀ [N, c] = op(W_e)ᵀ x_eᵀ.
@@ -461,6 +546,17 @@ void moe_grouped_weight_grad_(std::vector<Tensor>& grads, const Tensor& dy_in, c
   Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   const int64_t K = x.size(1), N = dy.size(1);
   if (K == 0 || N == 0) return;
+  std::vector<const void*> pointers(grads.size());
+  for (size_t e = 0; e < grads.size(); ++e) pointers[e] = grads[e].raw_data();
+  if (native_fits(x, dy.raw_data(), N, K, pointers)) {
+    const NativeTables tab = native_tables(pointers, counts, 0);
+    NT_CUDA_CHECK(launch::moe_grouped_wgrad_bf16(dy.raw_data(), x.raw_data(),
+                                                 reinterpret_cast<float* const*>(tab.pointers), tab.offsets,
+                                                 static_cast<int>(grads.size()), static_cast<int>(N),
+                                                 static_cast<int>(K), native_config_for(NativeProduct::Wgrad),
+                                                 current_stream()));
+    return;
+  }
   const cudaDataType_t t = cuda_type(x.dtype());
   const int64_t es = static_cast<int64_t>(elem_bytes(x.dtype()));
   // Row-major G_e [N, K] += dy_eᵀ x_e is column-major G_eᵀ [K, N] += x_eᵀ-as-[K, c] · (dy_e as [N, c])ᵀ.
