@@ -48,7 +48,8 @@ struct GPTDatasetOptions {
   SplitMatrix split_matrix;          // empty with per-split blends
   std::optional<std::string> path_to_cache;
   bool reset_position_ids = false;
-  bool reset_attention_mask = false;  // accepted; the attention kernels build their own masks
+  bool reset_attention_mask = false;  // no effect: attention builds the causal mask (the trainer refuses the
+                                      // combination with the dataset's mask, under which Megatron applies it)
   bool eod_mask_loss = false;
   bool add_extra_token_to_sequence = true;
   bool drop_last_partial_validation_sequence = true;

@@ -110,6 +110,9 @@ TEST(Trainer, BadInputStopsBeforeTheFirstStep) {
   EXPECT_NE(error_of(small({"dataset.data_path=" + (s / "missing")})).find("missing"), std::string::npos);
   EXPECT_NE(error_of(small({"dataset.seq_length=16"})).find("seq_length"), std::string::npos);
   EXPECT_NE(error_of(small({"train.global_batch_size=3"})).find("global_batch_size"), std::string::npos);
+  EXPECT_NE(error_of(small({"dataset.reset_attention_mask=true", "dataset.skip_getting_attention_mask_from_dataset=false"}))
+                .find("reset_attention_mask"),
+            std::string::npos);
   // A dataset with a token id outside the vocabulary.
   {
     data::IndexedDatasetBuilder w(s / "bad", data::TokenDType::Int32);
