@@ -283,6 +283,14 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   } else if (cfg.model.bf16) {
     log_warning("mixed precision asks for bf16 compute, but the CPU computes in fp32 (bf16 runs on a GPU)");
   }
+  // Low-precision GEMM recipes (e.g. the Super recipe's nvfp4) are accepted so that recipes run, but
+  // their GEMMs compute as above until FP8/NVFP4 training exists: say so rather than train silently.
+  if (const config::MixedPrecisionConfig* mp = cfg.mixed_precision ? &*cfg.mixed_precision : nullptr) {
+    if (mp->fp8 || mp->fp4 || mp->fp16)
+      log_warning("mixed precision asks for {} GEMMs, which this build does not train with yet; they compute in {}",
+                  mp->fp4 ? "FP4 (" + mp->fp4_recipe + ")" : mp->fp8 ? "FP8 (" + mp->fp8_recipe + ")" : "fp16",
+                  device.is_cuda() && cfg.model.bf16 ? "bf16" : "fp32");
+  }
   log_info("training on {} ({} compute, fp32 master weights)", device.str(),
            device.is_cuda() && cfg.model.bf16 ? "bf16" : "fp32");
 
