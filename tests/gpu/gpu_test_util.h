@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/random_tensor.h"
 #include "core/tensor.h"
 #include "kernels/cuda/device.h"
 
@@ -22,14 +23,7 @@ class GpuTest : public ::testing::Test {
   }
 };
 
-// F32 values uniform in [lo, hi), the same for a given seed on every machine.
-inline Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
+using test::uniform;
 
 // The values of a tensor from any device, as a contiguous F32 CPU tensor.
 inline Tensor host(const Tensor& t) { return t.to(Device::cpu()).to(DType::F32).contiguous(); }

@@ -4,24 +4,18 @@
 #include <cmath>
 #include <random>
 
+#include "common/random_tensor.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;
-
-static Tensor random_tensor(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
+using test::uniform;
 
 TEST(CpuOps, MatmulAllTransposesAndBatches) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       int64_t M = 5, K = 7, N = 3, B = 2;
-      Tensor a = random_tensor(ta ? Shape{B, K, M} : Shape{B, M, K}, 1);
-      Tensor b = random_tensor(tb ? Shape{N, K} : Shape{K, N}, 2);
+      Tensor a = uniform(ta ? Shape{B, K, M} : Shape{B, M, K}, 1);
+      Tensor b = uniform(tb ? Shape{N, K} : Shape{K, N}, 2);
       Tensor c = ops::matmul(a, b, ta, tb);
       ASSERT_EQ(c.shape(), (Shape{B, M, N}));
       for (int64_t bi = 0; bi < B; ++bi)
@@ -36,8 +30,8 @@ TEST(CpuOps, MatmulAllTransposesAndBatches) {
 }
 
 TEST(CpuOps, MatmulBf16InputsAndShapeErrors) {
-  Tensor a = random_tensor({4, 8}, 3).to(DType::BF16);
-  Tensor b = random_tensor({8, 2}, 4).to(DType::BF16);
+  Tensor a = uniform({4, 8}, 3).to(DType::BF16);
+  Tensor b = uniform({8, 2}, 4).to(DType::BF16);
   Tensor c = ops::matmul(a, b);
   Tensor ref = ops::matmul(a.to(DType::F32), b.to(DType::F32));
   EXPECT_EQ(c.to_f32_vector(), ref.to_f32_vector());
@@ -45,7 +39,7 @@ TEST(CpuOps, MatmulBf16InputsAndShapeErrors) {
 }
 
 TEST(CpuOps, LinearMatchesTorchConvention) {
-  Tensor x = random_tensor({2, 3, 4}, 5), w = random_tensor({6, 4}, 6), bias = random_tensor({6}, 7);
+  Tensor x = uniform({2, 3, 4}, 5), w = uniform({6, 4}, 6), bias = uniform({6}, 7);
   Tensor y = ops::linear(x, w, bias);
   ASSERT_EQ(y.shape(), (Shape{2, 3, 6}));
   double acc = bias.at({5});
@@ -54,7 +48,7 @@ TEST(CpuOps, LinearMatchesTorchConvention) {
 }
 
 TEST(CpuOps, BroadcastingBinaryOps) {
-  Tensor a = random_tensor({2, 3, 4}, 8), b = random_tensor({3, 1}, 9, 0.5f, 2.0f);
+  Tensor a = uniform({2, 3, 4}, 8), b = uniform({3, 1}, 9, 0.5f, 2.0f);
   Tensor s = ops::add(a, b), d = ops::div(a, b);
   for (int64_t i = 0; i < 2; ++i)
     for (int64_t j = 0; j < 3; ++j)
@@ -62,7 +56,7 @@ TEST(CpuOps, BroadcastingBinaryOps) {
         EXPECT_FLOAT_EQ(s.at({i, j, k}), static_cast<float>(a.at({i, j, k}) + b.at({j, 0})));
         EXPECT_FLOAT_EQ(d.at({i, j, k}), static_cast<float>(a.at({i, j, k})) / static_cast<float>(b.at({j, 0})));
       }
-  EXPECT_THROW(ops::add(a, random_tensor({5}, 1)), Error);
+  EXPECT_THROW(ops::add(a, uniform({5}, 1)), Error);
 }
 
 TEST(CpuOps, UnaryFunctions) {
@@ -78,7 +72,7 @@ TEST(CpuOps, UnaryFunctions) {
 }
 
 TEST(CpuOps, ReductionsSoftmaxCumsum) {
-  Tensor x = random_tensor({3, 5, 2}, 10);
+  Tensor x = uniform({3, 5, 2}, 10);
   Tensor s = ops::sum(x, 1), m = ops::max(x, 1, true), sm = ops::softmax(x, 1), ls = ops::log_softmax(x, 1);
   Tensor cs = ops::cumsum(x, 1);
   ASSERT_EQ(m.shape(), (Shape{3, 1, 2}));
@@ -103,7 +97,7 @@ TEST(CpuOps, ReductionsSoftmaxCumsum) {
 }
 
 TEST(CpuOps, RmsNorm) {
-  Tensor x = random_tensor({2, 8}, 11), w = random_tensor({8}, 12);
+  Tensor x = uniform({2, 8}, 11), w = uniform({8}, 12);
   Tensor y = ops::rms_norm(x, w, 1e-5f);
   for (int64_t r = 0; r < 2; ++r) {
     double ss = 0;
@@ -123,7 +117,7 @@ TEST(CpuOps, TopKSortedWithStableTies) {
 }
 
 TEST(CpuOps, IndexSelectGatherIndexAdd) {
-  Tensor table = random_tensor({5, 3}, 13);
+  Tensor table = uniform({5, 3}, 13);
   Tensor ids = Tensor::from_vector(std::vector<int64_t>{4, 0, 4}, {3});
   Tensor rows = ops::index_select(table, ids);
   ASSERT_EQ(rows.shape(), (Shape{3, 3}));

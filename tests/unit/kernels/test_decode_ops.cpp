@@ -8,19 +8,13 @@
 #include <limits>
 #include <random>
 
+#include "common/random_tensor.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;
+using test::uniform;
 
 namespace {
-
-Tensor uniform(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());

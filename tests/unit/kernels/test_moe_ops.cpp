@@ -9,19 +9,13 @@
 #include <random>
 
 #include "core/error.h"
+#include "common/random_tensor.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;
+using test::uniform;
 
 namespace {
-
-Tensor random_tensor(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
 
 // Expert ids [tokens, k], distinct per token, drawn from `experts` (or all on `only` when >= 0).
 Tensor random_indices(int64_t tokens, int64_t k, int64_t experts, uint32_t seed) {
@@ -84,8 +78,8 @@ NaiveRoute naive_route(const std::vector<float>& s, const std::vector<float>& bi
 
 TEST(MoeOps, RouteMatchesAFullSortWithGroupsAndBias) {
   const int64_t tokens = 37, E = 16;
-  Tensor scores = random_tensor({tokens, E}, 1, 0.0f, 1.0f);
-  Tensor bias = random_tensor({E}, 2, -0.1f, 0.1f);
+  Tensor scores = uniform({tokens, E}, 1, 0.0f, 1.0f);
+  Tensor bias = uniform({E}, 2, -0.1f, 0.1f);
   using S = ops::MoeRouterSettings;
   for (S rs : {S{6, 1, 1, true, 2.5}, S{3, 4, 2, true, 1.0}, S{2, 8, 3, false, 5.0}}) {
     ops::MoeRouting r = ops::moe_route(scores, bias, rs);
@@ -107,9 +101,9 @@ TEST(MoeOps, RouteTiesPickTheLowerExpert) {
 
 TEST(MoeOps, RouteBackwardMatchesTheJacobian) {
   const int64_t tokens = 9, E = 8, k = 3;
-  Tensor logits = random_tensor({tokens, E}, 3);
+  Tensor logits = uniform({tokens, E}, 3);
   Tensor scores = ops::sigmoid(logits);
-  Tensor dw = random_tensor({tokens, k}, 4), extra = random_tensor({tokens, E}, 5);
+  Tensor dw = uniform({tokens, k}, 4), extra = uniform({tokens, E}, 5);
   for (bool norm : {true, false}) {
     ops::MoeRouterSettings rs{k, 2, 2, norm, 2.5};
     ops::MoeRouting r = ops::moe_route(scores, Tensor::zeros({E}, DType::F32), rs);
@@ -181,7 +175,7 @@ TEST(MoeOps, PermutationSortsAssignmentsStablyByExpert) {
 TEST(MoeOps, DispatchGathersRowsInPermutedOrder) {
   Tensor idx = random_indices(7, 2, 4, 7);
   ops::MoePermutation p = ops::moe_permutation(idx, 4, 0, 4);
-  Tensor x = random_tensor({7, 5}, 8);
+  Tensor x = uniform({7, 5}, 8);
   Tensor xs = ops::moe_dispatch(x, p);
   std::vector<int64_t> tok = p.tokens.to_i64_vector();
   ASSERT_EQ(xs.shape(), (Shape{14, 5}));
@@ -193,15 +187,15 @@ TEST(MoeOps, GroupedMatmulAndWeightGradWithEmptyAndFullExperts) {
   const int64_t K = 6, N = 5;
   for (std::vector<int64_t> counts : {std::vector<int64_t>{3, 0, 4, 1}, {0, 0, 8, 0}, {0, 0, 0, 0}}) {
     const int64_t rows = std::accumulate(counts.begin(), counts.end(), int64_t{0});
-    Tensor x = random_tensor({rows, K}, 9);
+    Tensor x = uniform({rows, K}, 9);
     std::vector<Tensor> w_t, w;  // [N, K] (trans_w) and [K, N]
     for (size_t e = 0; e < counts.size(); ++e) {
-      w_t.push_back(random_tensor({N, K}, 10 + e));
-      w.push_back(random_tensor({K, N}, 20 + e));
+      w_t.push_back(uniform({N, K}, 10 + e));
+      w.push_back(uniform({K, N}, 20 + e));
     }
     Tensor y_t = ops::moe_grouped_matmul(x, counts, w_t, true), y = ops::moe_grouped_matmul(x, counts, w, false);
     ASSERT_EQ(y_t.shape(), (Shape{rows, N}));
-    Tensor dy = random_tensor({rows, N}, 30);
+    Tensor dy = uniform({rows, N}, 30);
     std::vector<Tensor> grads;
     for (size_t e = 0; e < counts.size(); ++e) grads.push_back(Tensor::full({N, K}, 0.25));
     ops::moe_grouped_weight_grad_(grads, dy, x, counts);
@@ -226,8 +220,8 @@ TEST(MoeOps, GroupedMatmulAndWeightGradWithEmptyAndFullExperts) {
       at += counts[e];
     }
   }
-  Tensor x = random_tensor({4, K}, 40);
-  std::vector<Tensor> w(2, random_tensor({N, K}, 41));
+  Tensor x = uniform({4, K}, 40);
+  std::vector<Tensor> w(2, uniform({N, K}, 41));
   EXPECT_THROW(ops::moe_grouped_matmul(x, {1, 2}, w, true), Error);       // 3 rows counted, 4 given
   EXPECT_THROW(ops::moe_grouped_matmul(x, {1, 3}, w, false), Error);      // [N, K] is not [K, N]
   EXPECT_THROW(ops::moe_grouped_matmul(x, {4}, w, true), Error);          // counts and weights differ
@@ -238,15 +232,15 @@ TEST(MoeOps, GroupedMatmulAndWeightGradWithEmptyAndFullExperts) {
 TEST(MoeOps, CombineAndItsBackwardAgainstLoops) {
   const int64_t tokens = 11, k = 3, E = 6, D = 4;
   Tensor idx = random_indices(tokens, k, E, 50);
-  Tensor w = random_tensor({tokens, k}, 51);
+  Tensor w = uniform({tokens, k}, 51);
   std::vector<int64_t> v = idx.to_i64_vector();
   for (auto [first, local] : std::vector<std::pair<int64_t, int64_t>>{{0, 6}, {2, 3}}) {
     ops::MoePermutation p = ops::moe_permutation(idx, E, first, local);
     const int64_t rows = p.tokens.size(0);
-    Tensor y = random_tensor({rows, D}, 52);
+    Tensor y = uniform({rows, D}, 52);
     Tensor out = ops::moe_combine(y, w, p), plain = ops::moe_combine(y, Tensor(), p);
     std::vector<int64_t> ros = p.row_of_slot.to_i64_vector();
-    Tensor dout = random_tensor({tokens, D}, 53);
+    Tensor dout = uniform({tokens, D}, 53);
     ops::MoeCombineGrads g = ops::moe_combine_backward(dout, y, w, p);
     for (int64_t t = 0; t < tokens; ++t) {
       // In ascending expert order with fp32 products and sums: exactly what the op must give.
@@ -303,7 +297,7 @@ TEST(MoeOps, SeqAuxLossAddsItsGradient) {
   Tensor d = Tensor::full({6, 4}, 1.0);
   EXPECT_NEAR(ops::moe_seq_aux_loss(s, 2, 1, 0.5, &d), expect, 1e-6);
   // The gradient is added to what d held: a finite difference of the loss in one direction.
-  Tensor dir = random_tensor({6, 4}, 60, -0.01f, 0.01f);
+  Tensor dir = uniform({6, 4}, 60, -0.01f, 0.01f);
   const double eps = 1e-2;
   Tensor plus = ops::add(s, ops::scale(dir, eps)), minus = ops::sub(s, ops::scale(dir, eps));
   const double fd = (ops::moe_seq_aux_loss(plus, 2, 1) - ops::moe_seq_aux_loss(minus, 2, 1)) / (2 * eps);

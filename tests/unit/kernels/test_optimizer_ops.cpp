@@ -7,19 +7,13 @@
 #include <cstring>
 #include <random>
 
+#include "common/random_tensor.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;
+using test::uniform;
 
 namespace {
-
-Tensor random_tensor(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
@@ -45,14 +39,14 @@ TEST(OptimizerOps, MultiTensorAdamWIsThePerTensorStepWithEachTensorsDecayFlag) {
   const std::vector<bool> decay = {true, false, true, false, true};
   std::vector<Tensor> p, g, m, v, ref_p, ref_m, ref_v;
   for (size_t i = 0; i < shapes.size(); ++i) {
-    p.push_back(random_tensor(shapes[i], 10 + i));
+    p.push_back(uniform(shapes[i], 10 + i));
     m.push_back(Tensor::zeros(shapes[i], DType::F32));
     v.push_back(Tensor::zeros(shapes[i], DType::F32));
     ref_p.push_back(p.back().clone()), ref_m.push_back(m.back().clone()), ref_v.push_back(v.back().clone());
   }
   for (int step = 1; step <= 3; ++step) {
     g.clear();
-    for (size_t i = 0; i < shapes.size(); ++i) g.push_back(random_tensor(shapes[i], 100 * step + i, -1e-2f, 1e-2f));
+    for (size_t i = 0; i < shapes.size(); ++i) g.push_back(uniform(shapes[i], 100 * step + i, -1e-2f, 1e-2f));
     const ops::AdamWScalars s = scalars_for_step(step);
     ops::multi_tensor_adamw_step_(p, g, m, v, decay, s);
     for (size_t i = 0; i < shapes.size(); ++i) {
@@ -88,8 +82,8 @@ TEST(OptimizerOps, MultiTensorAdamWChecksItsLists) {
 }
 
 TEST(OptimizerOps, MultiTensorSumOfSquaresAddsEveryTensorInDouble) {
-  std::vector<Tensor> xs = {random_tensor({1}, 1), random_tensor({3}, 2), random_tensor({70001}, 3),
-                            Tensor::zeros({0}, DType::F32), random_tensor({4, 5}, 4)};
+  std::vector<Tensor> xs = {uniform({1}, 1), uniform({3}, 2), uniform({70001}, 3),
+                            Tensor::zeros({0}, DType::F32), uniform({4, 5}, 4)};
   double expect = 0.0;
   for (const Tensor& x : xs)
     for (float f : x.to_f32_vector()) expect += static_cast<double>(f) * f;
@@ -104,7 +98,7 @@ TEST(OptimizerOps, MultiTensorSumOfSquaresAddsEveryTensorInDouble) {
 }
 
 TEST(OptimizerOps, MultiTensorScaleMultipliesInPlaceInFp32) {
-  std::vector<Tensor> xs = {random_tensor({3}, 5), random_tensor({4097}, 6)};
+  std::vector<Tensor> xs = {uniform({3}, 5), uniform({4097}, 6)};
   std::vector<std::vector<float>> before = {xs[0].to_f32_vector(), xs[1].to_f32_vector()};
   const void* storage = xs[1].raw_data();
   const float s = 0.3701f;
@@ -118,11 +112,11 @@ TEST(OptimizerOps, MultiTensorScaleMultipliesInPlaceInFp32) {
 }
 
 TEST(OptimizerOps, AccumulateAddsAnyFloatTensorInPlace) {
-  Tensor acc = random_tensor({3, 4}, 7);
+  Tensor acc = uniform({3, 4}, 7);
   const std::vector<float> a0 = acc.to_f32_vector();
   const void* storage = acc.raw_data();
-  Tensor x = random_tensor({3, 4}, 8);
-  Tensor y = random_tensor({4, 3}, 9).to(DType::BF16).transpose(0, 1);  // another dtype and layout
+  Tensor x = uniform({3, 4}, 8);
+  Tensor y = uniform({4, 3}, 9).to(DType::BF16).transpose(0, 1);  // another dtype and layout
   ops::accumulate_(acc, x);
   ops::accumulate_(acc, y);
   EXPECT_EQ(acc.raw_data(), storage);

@@ -5,28 +5,18 @@
 #include <cmath>
 #include <random>
 
+#include "common/random_tensor.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;
-
-namespace {
-
-Tensor random_tensor(Shape s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(shape_numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_vector(v, s);
-}
-
-}  // namespace
+using test::uniform;
 
 TEST(TrainingOps, MatmulAddAccumulatesEveryTransposeWithAlpha) {
   const int64_t M = 5, K = 7, N = 3;
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      Tensor a = random_tensor(ta ? Shape{K, M} : Shape{M, K}, 1), b = random_tensor(tb ? Shape{N, K} : Shape{K, N}, 2);
-      Tensor c0 = random_tensor({M, N}, 3), c = c0.clone();
+      Tensor a = uniform(ta ? Shape{K, M} : Shape{M, K}, 1), b = uniform(tb ? Shape{N, K} : Shape{K, N}, 2);
+      Tensor c0 = uniform({M, N}, 3), c = c0.clone();
       ops::matmul_add_(c, a, b, ta, tb, -0.5f);
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
@@ -45,7 +35,7 @@ TEST(TrainingOps, MatmulAddAccumulatesEveryTransposeWithAlpha) {
 }
 
 TEST(TrainingOps, MatmulAddBf16OperandsAndMisuse) {
-  Tensor a = random_tensor({4, 8}, 4).to(DType::BF16), b = random_tensor({8, 2}, 5).to(DType::BF16);
+  Tensor a = uniform({4, 8}, 4).to(DType::BF16), b = uniform({8, 2}, 5).to(DType::BF16);
   Tensor c = Tensor::zeros({4, 2}, DType::F32);
   ops::matmul_add_(c, a, b);
   Tensor ref = ops::matmul(a.to(DType::F32), b.to(DType::F32));
@@ -62,7 +52,7 @@ TEST(TrainingOps, MatmulAddBf16OperandsAndMisuse) {
 
 TEST(TrainingOps, CrossEntropyLossAndGradientAgainstLogSoftmax) {
   const int64_t n = 6, V = 9;
-  Tensor logits = random_tensor({n, V}, 10, -4.0f, 4.0f);
+  Tensor logits = uniform({n, V}, 10, -4.0f, 4.0f);
   std::vector<int64_t> labels = {2, 8, -1, 0, 5, 5};
   std::vector<float> weights = {1.0f, 0.5f, 0.0f, 2.0f, 0.0f, 1.0f};  // row 2: label -1 under weight 0
   const Tensor labels_t = Tensor::from_vector(labels, {n}), weights_t = Tensor::from_vector(weights, {n});
@@ -103,7 +93,7 @@ TEST(TrainingOps, CrossEntropyLossAndGradientAgainstLogSoftmax) {
 }
 
 TEST(TrainingOps, CrossEntropyMisuse) {
-  Tensor logits = random_tensor({3, 4}, 11);
+  Tensor logits = uniform({3, 4}, 11);
   Tensor w = Tensor::from_vector(std::vector<float>{1, 1, 1}, {3});
   EXPECT_THROW(ops::cross_entropy_(logits, Tensor::from_vector(std::vector<int64_t>{0, 4, 1}, {3}), w, 1.0f), Error);
   EXPECT_THROW(ops::cross_entropy_(logits, Tensor::from_vector(std::vector<int64_t>{0, -1, 1}, {3}), w, 1.0f), Error);
@@ -112,13 +102,13 @@ TEST(TrainingOps, CrossEntropyMisuse) {
   Tensor f64_weights = Tensor::from_vector(std::vector<double>{1, 1, 1}, {3});
   EXPECT_THROW(ops::cross_entropy_(logits, Tensor::from_vector(std::vector<int64_t>{0, 1, 2}, {3}), f64_weights, 1.0f),
                Error);
-  Tensor strided = random_tensor({4, 3}, 12).transpose(0, 1);
+  Tensor strided = uniform({4, 3}, 12).transpose(0, 1);
   EXPECT_THROW(ops::cross_entropy_(strided, Tensor::from_vector(std::vector<int64_t>{0, 1, 2}, {3}), w, 1.0f), Error);
 }
 
 TEST(TrainingOps, SumOfSquaresInDouble) {
   // About 2^20 elements: several blocks, a ragged last one.
-  Tensor x = random_tensor({1027, 1021}, 13);
+  Tensor x = uniform({1027, 1021}, 13);
   std::vector<float> v = x.to_f32_vector();
   double expect = 0;
   for (float f : v) expect += double(f) * f;
