@@ -19,6 +19,7 @@
 #include "train/metrics.h"
 #include "train/model_builder.h"
 #include "train/optimizer.h"
+#include "train/supported_settings.h"
 
 namespace nemotron::train {
 
@@ -218,14 +219,8 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   config::finalize(cfg, options.world_size);
   NT_CHECK(options.world_size == 1, "this build trains in one process; multi-process training arrives with the "
                                     "parallel communicators");
+  check_supported_settings(cfg);  // keys this build accepts but would train differently with: refused up front
   NT_CHECK(cfg.train.train_iters.has_value(), "train.train_iters must be set (sample-based training is not supported yet)");
-  // Megatron blocks attention across documents only when the dataset's mask is used; this build's
-  // attention is causal over the whole sequence, so that combination would silently train differently.
-  NT_CHECK(!cfg.dataset.reset_attention_mask || cfg.dataset.skip_getting_attention_mask_from_dataset,
-           "dataset.reset_attention_mask=true with dataset.skip_getting_attention_mask_from_dataset=false (attention "
-           "blocked at document boundaries) is not supported yet: attention is causal over the whole sequence; set "
-           "dataset.skip_getting_attention_mask_from_dataset=true (the recipes' setting, under which Megatron ignores "
-           "reset_attention_mask too) or dataset.reset_attention_mask=false");
   const int64_t train_iters = *cfg.train.train_iters;
   const int64_t gbs = cfg.train.global_batch_size.value_or(0), mbs = cfg.train.micro_batch_size.value_or(0);
   NT_CHECK(gbs > 0 && mbs > 0 && gbs % mbs == 0, "train.global_batch_size ({}) must be a positive multiple of "
