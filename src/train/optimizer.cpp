@@ -136,8 +136,8 @@ void AdamW::load_state(const json::Value& scalars, const std::function<Tensor(co
            json::Value::kind_name(scalars.kind()));
   const json::Value* type = scalars.find("optimizer");
   NT_CHECK(type && type->is_string() && type->as_string() == "adamw",
-           "optimizer state: the checkpoint holds no AdamW state (\"optimizer\": {}); load it with "
-           "checkpoint.load_optim=false to start the optimizer afresh",
+           "optimizer state: the checkpoint holds no AdamW state (\"optimizer\": {}); start from its weights "
+           "with checkpoint.pretrained_checkpoint=DIR and checkpoint.load=null, which starts the optimizer afresh",
            type ? json::dump(*type) : std::string("missing"));
   const json::Value* step_value = scalars.find("step");
   NT_CHECK(step_value && step_value->is_number(), "optimizer state: \"step\" is missing or not a number");
