@@ -1,5 +1,7 @@
 #include "train/model_builder.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "core/strings.h"
@@ -100,6 +102,56 @@ json::Value hf_config_from_run_config(const config::Config& run) {
   c["initializer_range"] = json::Value(m.init_method_std);
   c["torch_dtype"] = "bfloat16";
   return c;
+}
+
+std::vector<std::string> differences_from_checkpoint(const json::Value& run, const json::Value& checkpoint) {
+  const std::string pattern = run.at("hybrid_override_pattern").as_string();
+  const json::Value* mtp_pattern = run.find("mtp_hybrid_override_pattern");
+  const bool mtp = run.at("num_nextn_predict_layers").as_int() > 0;
+  auto uses = [&](char kind) {
+    return pattern.find(kind) != std::string::npos ||
+           (mtp && mtp_pattern && mtp_pattern->as_string().find(kind) != std::string::npos);
+  };
+  struct Key {
+    const char* hf;
+    const char* run_key;  // the run config's name for it
+    bool compared;
+  };
+  const Key keys[] = {
+      {"hidden_size", "model.hidden_size", true},
+      {"hybrid_override_pattern", "model.hybrid_override_pattern", true},
+      {"num_attention_heads", "model.num_attention_heads", uses('*')},
+      {"num_key_value_heads", "model.num_query_groups", uses('*')},
+      {"head_dim", "model.kv_channels", uses('*')},
+      {"intermediate_size", "model.ffn_hidden_size", uses('-')},
+      {"mamba_num_heads", "model.mamba_num_heads", uses('M')},
+      {"mamba_head_dim", "model.mamba_head_dim", uses('M')},
+      {"ssm_state_size", "model.mamba_state_dim", uses('M')},
+      {"n_groups", "model.mamba_num_groups", uses('M')},
+      {"n_routed_experts", "model.num_moe_experts", uses('E')},
+      {"num_experts_per_tok", "model.moe_router_topk", uses('E')},
+      {"moe_intermediate_size", "model.moe_ffn_hidden_size", uses('E')},
+      {"moe_shared_expert_intermediate_size", "model.moe_shared_expert_intermediate_size", uses('E')},
+      {"moe_latent_size", "model.moe_latent_size", uses('E')},
+      {"routed_scaling_factor", "model.moe_router_topk_scaling_factor", uses('E')},
+      {"n_group", "model.moe_router_num_groups", uses('E')},
+      {"topk_group", "model.moe_router_group_topk", uses('E')},
+      {"num_nextn_predict_layers", "model.mtp_num_layers (physical MTP blocks)", mtp},
+      {"mtp_hybrid_override_pattern", "model.mtp_hybrid_override_pattern", mtp},
+  };
+  static const json::Value kAbsent;  // a key missing from a config.json reads as null
+  std::vector<std::string> out;
+  for (const Key& k : keys) {
+    if (!k.compared) continue;
+    const json::Value* a = run.find(k.hf);
+    const json::Value* b = checkpoint.find(k.hf);
+    const json::Value& x = a ? *a : kAbsent;
+    const json::Value& y = b ? *b : kAbsent;
+    const bool same = x.is_number() && y.is_number() ? x.as_double() == y.as_double() : json::dump(x) == json::dump(y);
+    if (!same) out.push_back(fmt::format("{}: {} in the run config, {} in the checkpoint", k.run_key, json::dump(x),
+                                         json::dump(y)));
+  }
+  return out;
 }
 
 void init_parameters(HybridModel& model, uint64_t seed, double std) {

@@ -2,6 +2,8 @@
 // HF names, as Megatron-Bridge's NemotronH bridge maps them) and Megatron's parameter initialisation.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "io/json.h"
@@ -13,6 +15,13 @@ namespace nemotron::train {
 // checkpoint, so `convert export` and `compare` can read the model back). Errors name the config key
 // that is missing or inconsistent.
 json::Value hf_config_from_run_config(const config::Config& cfg);
+
+// Where the model a run config describes (`run`, from hf_config_from_run_config) differs from a
+// pretrained checkpoint's config.json: one "model.KEY: X in the run config, Y in the checkpoint" line
+// per weight shape or router setting that disagrees (Megatron builds the model from the run config
+// and would fail to load such a checkpoint, or route with the run config's settings). Keys of layer
+// kinds the pattern does not use, and MTP when the run trains none, are not compared.
+std::vector<std::string> differences_from_checkpoint(const json::Value& run, const json::Value& checkpoint);
 
 // Megatron's initialisation, reproducible and independent of the parallel layout: every tensor is
 // drawn whole from a stream seeded by (seed, tensor name) and the rank keeps its shard.

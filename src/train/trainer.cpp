@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <dirent.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -233,25 +234,33 @@ PretrainResult pretrain(config::Config cfg, const PretrainOptions& options) {
   // ---- model
   Vocab vocab = resolve_vocab(cfg);
   json::Value hf_config;
+  config::Config with_vocab = cfg;
+  with_vocab.model.vocab_size = vocab.model_vocab;
+  const json::Value run_model = hf_config_from_run_config(with_vocab);
   std::unique_ptr<HybridModel> model;
   const std::optional<std::string>& pretrained = cfg.checkpoint.pretrained_checkpoint;
   if (pretrained && !has_checkpoint(cfg.checkpoint.load)) {
-    if (io::path_exists(io::join_path(*pretrained, "model.safetensors")) ||
-        io::path_exists(io::join_path(*pretrained, "model.safetensors.index.json"))) {
+    const bool hf = io::path_exists(io::join_path(*pretrained, "model.safetensors")) ||
+                    io::path_exists(io::join_path(*pretrained, "model.safetensors.index.json"));
+    std::optional<checkpoint::Reader> native;
+    if (!hf) native.emplace(checkpoint::Reader::open(*pretrained));
+    hf_config = json::parse_file(io::join_path(hf ? *pretrained : native->dir(), "config.json"));
+    // Megatron builds the model from the run config and loads the checkpoint into it.
+    const std::vector<std::string> diffs = differences_from_checkpoint(run_model, hf_config);
+    NT_CHECK(diffs.empty(),
+             "the run config describes another model than the pretrained checkpoint {}:\n  - {}\nset these keys to "
+             "the checkpoint's values, or use a checkpoint of the model the recipe describes",
+             *pretrained, fmt::join(diffs, "\n  - "));
+    if (hf) {
       log_info("loading pretrained weights from the HF directory {}", *pretrained);
       model = std::make_unique<HybridModel>(load_hf_model(*pretrained));
-      hf_config = json::parse_file(io::join_path(*pretrained, "config.json"));
     } else {
-      checkpoint::Reader r = checkpoint::Reader::open(*pretrained);
-      log_info("loading pretrained weights from {}", r.dir());
-      model = std::make_unique<HybridModel>(checkpoint::native_model_config(r));
-      checkpoint::load_native_weights(*model, r);
-      hf_config = json::parse_file(io::join_path(r.dir(), "config.json"));
+      log_info("loading pretrained weights from {}", native->dir());
+      model = std::make_unique<HybridModel>(checkpoint::native_model_config(*native));
+      checkpoint::load_native_weights(*model, *native);
     }
   } else {
-    config::Config with_vocab = cfg;
-    with_vocab.model.vocab_size = vocab.model_vocab;
-    hf_config = hf_config_from_run_config(with_vocab);
+    hf_config = run_model;
     model = std::make_unique<HybridModel>(ModelConfig::from_json(hf_config, "the run config's model section"));
     if (device.is_cpu()) check_fits_in_memory(*model);
     init_parameters(*model, static_cast<uint64_t>(cfg.rng.seed), cfg.model.init_method_std);

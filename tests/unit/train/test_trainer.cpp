@@ -103,6 +103,16 @@ TEST(Trainer, CheckpointsKeepTheNewestKAndExportToHf) {
   // ... and a fine-tuning-style start from those weights runs.
   train::PretrainResult ft = train::pretrain(small({"checkpoint.pretrained_checkpoint=" + (s / "hf"), "train.train_iters=1", "scheduler.lr_warmup_iters=0"}));
   EXPECT_EQ(ft.iterations, 1);
+  // A run config that describes another model than the checkpoint stops with the keys that differ,
+  // from the HF directory and from the native checkpoint alike.
+  for (const std::string& dir : {s / "hf", s / "ckpt"}) {
+    const std::string err = error_of(small({"checkpoint.pretrained_checkpoint=" + dir, "model.hidden_size=96",
+                                            "model.moe_router_topk_scaling_factor=3.0"}));
+    EXPECT_NE(err.find("the run config describes another model than the pretrained checkpoint"), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("model.hidden_size: 96 in the run config, 64 in the checkpoint"), std::string::npos) << err;
+    EXPECT_NE(err.find("model.moe_router_topk_scaling_factor: 3"), std::string::npos) << err;
+  }
 }
 
 TEST(Trainer, BadInputStopsBeforeTheFirstStep) {
