@@ -5,12 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <random>
-#include <string>
 #include <vector>
 
-#include "common/random_tensor.h"
+#include "common/test_util.h"
 #include "core/tensor.h"
 #include "kernels/cuda/device.h"
 
@@ -23,10 +20,13 @@ class GpuTest : public ::testing::Test {
   }
 };
 
+using test::data_dir;
+using test::host;
+using test::max_err_over_std;
+using test::model_dir;
+using test::rel_norm_err;
 using test::uniform;
 
-// The values of a tensor from any device, as a contiguous F32 CPU tensor.
-inline Tensor host(const Tensor& t) { return t.to(Device::cpu()).to(DType::F32).contiguous(); }
 // The tensor on the GPU; an undefined tensor (an absent optional input) stays undefined.
 inline Tensor dev(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
 // Inputs rounded to `d` first, so that the CPU and the GPU see the same values.
@@ -47,28 +47,7 @@ inline double rel_err(const Tensor& gpu, const Tensor& cpu, double floor = 1.0) 
   return err / scale;
 }
 
-// max |a − b| / std(b): the model tests' measure, for outputs such as logits.
-inline double max_err_over_std(const Tensor& a_in, const Tensor& b_in) {
-  std::vector<float> a = host(a_in).to_f32_vector(), b = host(b_in).to_f32_vector();
-  if (a.size() != b.size() || b.size() < 2) return INFINITY;
-  double mean = 0, var = 0, diff = 0;
-  for (float v : b) mean += v;
-  mean /= b.size();
-  for (float v : b) var += (v - mean) * (v - mean);
-  const double stddev = std::sqrt(var / (b.size() - 1));
-  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-  return diff / stddev;
-}
-
 // bf16 outputs round to 2^-8 relative; F32 ones differ from the CPU's sums by fp32 rounding.
 inline double tolerance(DType d, double f32_tol = 2e-5) { return d == DType::BF16 ? 8e-3 : f32_tol; }
-
-// NEMOTRON_TEST_DATA in the environment wins over the compiled-in path, so that the binary can run
-// from a copy of the tree elsewhere (the GPU machine).
-inline std::string data_dir() {
-  const char* env = std::getenv("NEMOTRON_TEST_DATA");
-  return env ? std::string(env) : std::string(NEMOTRON_TEST_DATA);
-}
-inline std::string model_dir(const std::string& name) { return data_dir() + "/models/" + name; }
 
 }  // namespace nemotron::gpu_test

@@ -19,6 +19,7 @@
 
 using namespace nemotron;
 using gpu_test::model_dir;
+using gpu_test::rel_norm_err;
 
 namespace {
 
@@ -42,18 +43,6 @@ constexpr double kF32LossTolerance = 1e-5;  // relative, per loss
 // 2.0e-2 for MTP depth 2 of tiny_super_mtp on an H200): 3e-2.
 constexpr double kBf16GradTolerance = 0.1;
 constexpr double kBf16LossTolerance = 3e-2;
-
-double rel_norm_err(const Tensor& ours, const Tensor& ref) {
-  std::vector<float> a = ours.to(Device::cpu()).to(DType::F32).contiguous().to_f32_vector(),
-                     b = ref.to(Device::cpu()).to(DType::F32).contiguous().to_f32_vector();
-  if (a.size() != b.size()) return INFINITY;
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
 
 double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-12); }
 

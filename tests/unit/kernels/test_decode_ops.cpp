@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "common/random_tensor.h"
+#include "common/test_util.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "core/error.h"
-#include "common/random_tensor.h"
+#include "common/test_util.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <random>
 
-#include "common/random_tensor.h"
+#include "common/test_util.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <random>
 
-#include "common/random_tensor.h"
+#include "common/test_util.h"
 #include "kernels/ops.h"
 
 using namespace nemotron;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 namespace nemotron::test {
 

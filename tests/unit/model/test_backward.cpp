@@ -13,7 +13,7 @@
 #include "model/mamba2.h"
 #include "model/mlp.h"
 #include "model/moe.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 using namespace nemotron;
 using test::FdTarget;

@@ -11,9 +11,10 @@
 
 #include "io/safetensors.h"
 #include "model/hf_model.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 using namespace nemotron;
+using test::rel_norm_err;
 
 namespace {
 
@@ -22,17 +23,6 @@ constexpr double kTolerance = 1e-4;  // ||ours − reference|| / ||reference|| p
 std::string fixture_dir(const std::string& name) {
   const char* override_dir = std::getenv("NEMOTRON_MODEL_FIXTURES");
   return (override_dir ? std::string(override_dir) : std::string(NEMOTRON_TEST_DATA) + "/models") + "/" + name;
-}
-
-double rel_norm_err(const Tensor& ours, const Tensor& ref) {
-  std::vector<float> a = ours.to_f32_vector(), b = ref.to_f32_vector();
-  if (a.size() != b.size()) return INFINITY;
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
 double meta_number(const io::SafetensorsFile& f, const std::string& key) { return std::stod(f.metadata().at(key)); }

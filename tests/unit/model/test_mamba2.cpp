@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/mamba2.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 using namespace nemotron;
 using test::max_rel_diff;

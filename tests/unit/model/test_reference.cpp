@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "model/hf_model.h"
 #include "model/moe.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 using namespace nemotron;
 using test::max_err_over_std;

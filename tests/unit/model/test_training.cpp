@@ -5,7 +5,7 @@
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/hybrid_model.h"
-#include "test_util.h"
+#include "common/test_util.h"
 
 using namespace nemotron;
 
