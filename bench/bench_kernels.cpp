@@ -26,6 +26,7 @@
 
 #include "kernels/ops.h"
 #ifdef NEMOTRON_WITH_CUDA
+#include "gpu_timing.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/launch.h"
@@ -49,15 +50,7 @@ Tensor random(Shape shape, DType dtype, float scale, uint32_t seed) {
   return Tensor::from_vector(v, shape).to(Device::cuda()).to(dtype);
 }
 
-double time_ms(const std::function<void()>& fn, int64_t iters) {
-  fn();  // warm-up: workspace, caching allocator
-  cuda::synchronize();
-  const auto start = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < iters; ++i) fn();
-  cuda::synchronize();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
-         static_cast<double>(iters);
-}
+using bench::time_ms;
 #endif
 
 }  // namespace

@@ -33,6 +33,7 @@
 #ifdef NEMOTRON_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include "gpu_timing.h"
 #include "kernels/cuda/device.h"
 #endif
 
@@ -65,15 +66,7 @@ Shapes shapes_up_to(const std::vector<Param*>& all, int layers) {
 }
 
 #ifdef NEMOTRON_WITH_CUDA
-// Mean milliseconds of `fn` over `iters` runs after one warm-up.
-double time_ms(const std::function<void()>& fn, int iters) {
-  fn();
-  cuda::synchronize();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) fn();
-  cuda::synchronize();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / iters;
-}
+using bench::time_ms;
 
 // Fills t (a device F32 tensor) with copies of a random device buffer, in pieces.
 void fill_random(Tensor& t, const Tensor& source) {
